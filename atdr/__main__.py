@@ -1,0 +1,3 @@
+from atdr.cli import main
+
+raise SystemExit(main())

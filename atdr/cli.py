@@ -1,0 +1,67 @@
+"""The `atdr` command line: one program, one subcommand per stage of the pipeline.
+
+Each subcommand lives in `atdr/commands/<name>.py` with a docstring (its help), an
+`add_arguments(parser)` and a `run(args)`; heavy imports happen inside `run` so that
+`atdr --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from atdr import __version__
+from atdr.errors import AtdrError
+
+# Subcommand name -> module in atdr.commands, in the order of the pipeline.
+COMMANDS = {
+    "synth": "synth",
+    "prep": "prep",
+    "weights": "weights",
+    "norm-stats": "norm_stats",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="atdr",
+        description="AudioTagging Done Right: data preparation, training, evaluation and "
+        "comparison of audio taggers. Run `atdr COMMAND --help` for each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"atdr {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only print warnings and errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(f"atdr.commands.{module_name}")
+        doc = (module.__doc__ or "").strip()
+        summary = doc.splitlines()[0] if doc else ""
+        p = sub.add_parser(
+            name,
+            help=summary,
+            description=doc,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    try:
+        return args._run(args) or 0
+    except AtdrError as e:
+        print(f"atdr {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"atdr {args.command}: interrupted", file=sys.stderr)
+        return 130

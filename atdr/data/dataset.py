@@ -1,0 +1,106 @@
+"""The training/evaluation `Dataset`: clips -> normalised `[time, freq]` features + targets."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, default_collate
+
+from atdr.data.audio import load_audio
+from atdr.data.augment import mix_waveforms, noise_and_roll, spec_augment
+from atdr.data.datafile import Clip
+from atdr.data.features import FrontEnd, pad_or_crop
+from atdr.data.labels import LabelSet
+from atdr.errors import AtdrError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Training augmentation settings (the recipes' `mixup`, `freqm`, `timem`, `noise`)."""
+
+    mixup: float = 0.0  # probability that a clip is mixed with a random partner
+    mixup_alpha: float = 10.0  # lambda ~ Beta(alpha, alpha)
+    freqm: int = 0  # SpecAugment frequency mask width bound (0 = off)
+    timem: int = 0  # SpecAugment time mask width bound (0 = off)
+    noise: bool = False  # additive noise + random roll (Speech Commands)
+
+
+class AudioDataset(Dataset):
+    """Index with an int for plain features (evaluation), or with `(index, seed)` from
+    `EpochSampler` for augmented training items (a pure function of the seed).
+
+    Returns `(features [target_length, n_mels], target [n_classes])`, or `None` for a clip that
+    cannot be read when `skip_unreadable` is set (logged once per clip; `collate` drops it).
+    """
+
+    def __init__(
+        self,
+        clips: list[Clip],
+        labels: LabelSet,
+        frontend: FrontEnd,
+        target_length: int,
+        norm: tuple[float, float] | None,
+        augment: Augment | None = None,
+        skip_unreadable: bool = False,
+    ) -> None:
+        self.clips = clips
+        self.labels = labels
+        self.frontend = frontend
+        self.target_length = target_length
+        self.norm = norm
+        self.augment = augment or Augment()
+        self.skip_unreadable = skip_unreadable
+        self._reported: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def _load(self, index: int) -> torch.Tensor | None:
+        path = self.clips[index].wav
+        try:
+            return load_audio(path)
+        except AtdrError as e:
+            if not self.skip_unreadable:
+                raise
+            if path not in self._reported:
+                self._reported.add(path)
+                log.warning("skipping unreadable clip: %s", e)
+            return None
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor] | None:
+        index, seed = key if isinstance(key, tuple) else (key, None)
+        wave = self._load(index)
+        if wave is None:
+            return None
+        target = self.labels.encode(self.clips[index].labels)
+        aug = self.augment if seed is not None else Augment()
+        rng = np.random.default_rng(seed)
+
+        if aug.mixup > 0 and rng.random() < aug.mixup:
+            partner = int(rng.integers(len(self.clips)))
+            lam = float(rng.beta(aug.mixup_alpha, aug.mixup_alpha))
+            other = self._load(partner)
+            if other is not None:
+                wave = mix_waveforms(wave, other, lam)
+                target = lam * target + (1.0 - lam) * self.labels.encode(self.clips[partner].labels)
+
+        features = pad_or_crop(self.frontend(wave), self.target_length)
+        if seed is not None:
+            features = spec_augment(features, aug.freqm, aug.timem, seed)
+        if self.norm is not None:
+            mean, std = self.norm
+            features = (features - mean) / (2 * std)
+        if aug.noise:
+            features = noise_and_roll(features, rng)
+        return features, torch.from_numpy(target)
+
+
+def collate(batch: list) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """`default_collate` without the items that could not be read; `None` if none is left."""
+    batch = [item for item in batch if item is not None]
+    return default_collate(batch) if batch else None

@@ -1,0 +1,62 @@
+"""Normalisation statistics of a dataset's features, for `(x - mean) / (2 * std)`.
+
+Mean and standard deviation over every value of every clip's unnormalised, unaugmented features
+as the model sees them (padded/cropped to `target_length`, padding included), accumulated in
+float64. Computed per front-end: kaldi128 and mel64 features have very different ranges.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from atdr.atomic import write_text
+from atdr.data.dataset import AudioDataset
+from atdr.errors import AtdrError
+
+
+@dataclass(frozen=True)
+class NormStats:
+    mean: float
+    std: float
+    frontend: str
+    target_length: int
+    clips: int
+
+    def write(self, path: str | Path) -> None:
+        write_text(path, json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def read(cls, path: str | Path) -> NormStats:
+        try:
+            doc = json.loads(Path(path).read_text(encoding="utf-8"))
+            stats = cls(**doc)
+        except OSError as e:
+            raise AtdrError(f"cannot read norm stats {path}: {e.strerror}") from None
+        except (json.JSONDecodeError, TypeError) as e:
+            raise AtdrError(f"{path}: not a norm-stats file written by `atdr norm-stats` ({e})") from None
+        if not (math.isfinite(stats.mean) and math.isfinite(stats.std) and stats.std > 0):
+            raise AtdrError(f"{path}: mean/std must be finite and std > 0")
+        return stats
+
+
+def compute_norm_stats(dataset: AudioDataset, num_workers: int = 0, progress: bool = True) -> NormStats:
+    """Exact mean/std of `dataset`'s features (it must have `norm=None` and no augmentation)."""
+    if dataset.norm is not None:
+        raise ValueError("norm stats need unnormalised features (norm=None)")
+    loader = DataLoader(dataset, batch_size=16, num_workers=num_workers)
+    count, mean, m2 = 0, 0.0, 0.0  # running count, mean and sum of squared deviations (Chan et al.)
+    for features, _ in tqdm(loader, desc="norm stats", unit="batch", disable=None if progress else True):
+        x = features.double()
+        n, batch_mean = x.numel(), x.mean().item()
+        batch_m2 = ((x - batch_mean) ** 2).sum().item()
+        delta = batch_mean - mean
+        mean += delta * n / (count + n)
+        m2 += batch_m2 + delta * delta * count * n / (count + n)
+        count += n
+    return NormStats(mean, math.sqrt(m2 / count), dataset.frontend.name, dataset.target_length, len(dataset))
