@@ -43,6 +43,11 @@ class FrontEnd:
         """Samples between frames at 16 kHz."""
         return 160 if self.kind == "kaldi" else 400
 
+    @property
+    def default_target_length(self) -> int:
+        """Frames per clip in the paper's AudioSet recipes: 1024 (kaldi), 400 (mel)."""
+        return 1024 if self.kind == "kaldi" else 400
+
     def num_frames(self, num_samples: int) -> int:
         """Frames produced for a clip of `num_samples` samples (before padding/cropping)."""
         if self.kind == "kaldi":  # 400-sample window, snip_edges

@@ -39,6 +39,11 @@ class LabelSet:
         return target
 
     @classmethod
+    def from_mids(cls, mids: list[str]) -> LabelSet:
+        """A class list without display names (they default to the ids)."""
+        return cls(tuple(mids), tuple(mids))
+
+    @classmethod
     def read(cls, path: str | Path) -> LabelSet:
         """Read an `index,mid,display_name` csv; indices must be 0..n-1 (any row order)."""
         path = Path(path)

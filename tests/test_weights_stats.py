@@ -1,0 +1,58 @@
+"""Sample weights (the original gen_weight_file formula) and normalisation stats (vs numpy)."""
+
+import numpy as np
+import pytest
+import torch
+
+from atdr.data.datafile import Clip, read_datafile
+from atdr.data.dataset import AudioDataset
+from atdr.data.features import get_frontend, pad_or_crop
+from atdr.data.labels import LabelSet
+from atdr.data.audio import load_audio
+from atdr.data.stats import NormStats, compute_norm_stats
+from atdr.data.weights import read_weights, sample_weights, write_weights
+from atdr.errors import AtdrError
+
+
+def test_weights_match_a_hand_computed_example(tmp_path):
+    labels = LabelSet.from_mids(["/m/a", "/m/b", "/m/c"])
+    clips = [Clip("1.wav", ("/m/a",)), Clip("2.wav", ("/m/a", "/m/b")), Clip("3.wav", ("/m/a",))]
+    # counts: a=3, b=1, c=0 -> label weights 1000/3.01, 1000/1.01
+    w = sample_weights(clips, labels)
+    np.testing.assert_allclose(w, [1000 / 3.01, 1000 / 3.01 + 1000 / 1.01, 1000 / 3.01])
+    write_weights(tmp_path / "w.csv", w)
+    np.testing.assert_array_equal(read_weights(tmp_path / "w.csv", n_clips=3), w)
+    assert len((tmp_path / "w.csv").read_text().splitlines()) == 3
+
+
+def test_weight_file_length_must_match(tmp_path):
+    write_weights(tmp_path / "w.csv", np.ones(4))
+    with pytest.raises(AtdrError, match="4 weights for 5 clips"):
+        read_weights(tmp_path / "w.csv", n_clips=5)
+    (tmp_path / "bad.csv").write_text("1\nnan\n")
+    with pytest.raises(AtdrError, match="finite"):
+        read_weights(tmp_path / "bad.csv")
+
+
+@pytest.mark.parametrize("frontend, target_length", [("kaldi128", 90), ("mel64", 40)])
+def test_norm_stats_match_numpy(tiny_synth, frontend, target_length):
+    clips = read_datafile(tiny_synth / "eval.json")[:10]
+    labels = LabelSet.read(tiny_synth / "class_labels_indices.csv")
+    fe = get_frontend(frontend)
+    stats = compute_norm_stats(AudioDataset(clips, labels, fe, target_length, norm=None), progress=False)
+    every = np.stack([pad_or_crop(fe(load_audio(c.wav)), target_length).numpy() for c in clips]).astype(np.float64)
+    assert stats.mean == pytest.approx(every.mean(), rel=1e-9)
+    assert stats.std == pytest.approx(every.std(), rel=1e-9)
+    assert (stats.frontend, stats.target_length, stats.clips) == (frontend, target_length, 10)
+
+
+def test_norm_stats_file_round_trip_and_errors(tmp_path):
+    stats = NormStats(-4.2, 4.5, "kaldi128", 1024, 7)
+    stats.write(tmp_path / "s.json")
+    assert NormStats.read(tmp_path / "s.json") == stats
+    (tmp_path / "bad.json").write_text('{"mean": 1}')
+    with pytest.raises(AtdrError, match="not a norm-stats file"):
+        NormStats.read(tmp_path / "bad.json")
+    NormStats(0.0, 0.0, "kaldi128", 1024, 1).write(tmp_path / "zero.json")
+    with pytest.raises(AtdrError, match="std > 0"):
+        NormStats.read(tmp_path / "zero.json")
