@@ -120,3 +120,12 @@ def test_missing_audio_names_the_entry_and_counts_the_rest(tmp_path):
 def test_unreadable_datafile(tmp_path):
     with pytest.raises(AtdrError, match="cannot read datafile"):
         read_datafile(tmp_path / "nope.json")
+
+
+def test_datafile_written_from_a_relative_working_directory_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "raw" / "audio").mkdir(parents=True)
+    (tmp_path / "raw" / "audio" / "a.wav").write_bytes(b"")
+    write_datafile("raw/d.json", [Clip("raw/audio/a.wav", ("/m/a",))])
+    assert json.loads((tmp_path / "raw" / "d.json").read_text())["data"][0]["wav"] == "audio/a.wav"
+    assert read_datafile("raw/d.json")[0].wav == "raw/audio/a.wav"

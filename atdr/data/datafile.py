@@ -91,8 +91,8 @@ def write_datafile(path: str | Path, clips: list[Clip]) -> None:
     root = path.parent.resolve()
     data = []
     for clip in clips:
-        wav = Path(clip.wav)
-        if wav.is_absolute() and wav.resolve().is_relative_to(root):
-            wav = wav.resolve().relative_to(root)
+        wav = Path(clip.wav).resolve()  # clips' paths are absolute or relative to the working directory
+        if wav.is_relative_to(root):
+            wav = wav.relative_to(root)
         data.append({**clip.extra, "wav": str(wav), "labels": ",".join(clip.labels)})
     write_text(path, json.dumps({"data": data}, indent=1) + "\n")

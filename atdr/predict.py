@@ -1,0 +1,56 @@
+"""Running a model over a dataset: probabilities, targets and the mean loss."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+EPS = 1e-7
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def make_loss(kind: str, output: str) -> LossFn:
+    """The loss for a model's raw output (`"logits"` or `"probs"`).
+
+    - `bce`: BCE-with-logits for logit models; BCE on probabilities clamped to [1e-7, 1-1e-7]
+      for models that pool probabilities (the original TAL/PSLA models).
+    - `ce`: cross-entropy with (soft) targets normalised to sum to 1; a probability model's
+      log-probabilities serve as its logits.
+    """
+    if kind == "bce":
+        if output == "logits":
+            return F.binary_cross_entropy_with_logits
+        return lambda p, y: F.binary_cross_entropy(p.clamp(EPS, 1 - EPS), y)
+    if kind == "ce":
+        def cross_entropy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            logits = out if output == "logits" else torch.log(out.clamp(EPS, 1.0))
+            return F.cross_entropy(logits, y / y.sum(dim=1, keepdim=True).clamp_min(EPS))
+        return cross_entropy
+    raise ValueError(f"unknown loss {kind!r}")
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, loader: DataLoader, device: torch.device, loss_fn: LossFn | None = None,
+            amp: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
+    """`(probabilities [clips, classes], targets [clips, classes], mean loss or NaN)`."""
+    model.eval()
+    probs, targets, losses, sizes = [], [], [], []
+    for batch in loader:
+        if batch is None:
+            continue
+        x, y = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
+        with torch.autocast(device.type, enabled=amp):
+            out = model(x)
+        out = out.float()
+        if loss_fn is not None:
+            losses.append(loss_fn(out, y).item())
+            sizes.append(len(x))
+        probs.append((torch.sigmoid(out) if model.output == "logits" else out).cpu())
+        targets.append(y.cpu())
+    loss = float(np.average(losses, weights=sizes)) if losses else float("nan")
+    return torch.cat(probs).numpy(), torch.cat(targets).numpy(), loss
