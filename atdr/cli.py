@@ -21,6 +21,8 @@ COMMANDS = {
     "prep": "prep",
     "weights": "weights",
     "norm-stats": "norm_stats",
+    "models": "models",
+    "convert-checkpoint": "convert_checkpoint",
 }
 
 

@@ -1,0 +1,83 @@
+"""Turn an original checkpoint (published AST or PSLA weights) into an atdr model checkpoint.
+
+The key mapping of each family lives in its file (`checkpoint_filter_fn`, registered on the
+spec); this module loads, dispatches, checks and saves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from atdr.atomic import atomic_path
+from atdr.errors import AtdrError
+from atdr.models._registry import checkpoint_dict, create, get_spec, list_specs, without_pretraining
+from atdr.models.base import AudioTagger
+
+
+def convert_state_dict(
+    state_dict: dict[str, torch.Tensor],
+    name: str,
+    *,
+    label_dim: int = 527,
+    n_mels: int | None = None,
+    target_length: int | None = None,
+    **overrides: Any,
+) -> AudioTagger:
+    """Model `name` (default input size: its front-end's) carrying the original `state_dict`'s weights.
+
+    Raises AtdrError if the model has no converter or the weights do not fit it exactly.
+    """
+    spec = get_spec(name)
+    if spec.checkpoint_filter is None:
+        convertible = ", ".join(s.name for s in list_specs() if s.checkpoint_filter)
+        raise AtdrError(f"no converter for model {spec.name!r}: original checkpoints convert for {convertible}")
+    hparams = without_pretraining(spec.hparams(overrides))
+    model = create(
+        name, label_dim=label_dim, n_mels=n_mels or spec.n_mels, target_length=target_length or spec.target_length,
+        **hparams,
+    )  # fmt: skip
+    mapped = spec.checkpoint_filter(dict(state_dict), model)
+    ours = model.state_dict()
+    missing = sorted(ours.keys() - mapped.keys())
+    unexpected = sorted(mapped.keys() - ours.keys())
+    mismatched = [
+        f"{k} {tuple(mapped[k].shape)} vs {tuple(ours[k].shape)}"
+        for k in ours.keys() & mapped.keys()
+        if mapped[k].shape != ours[k].shape
+    ]
+    if missing or unexpected or mismatched:
+        raise AtdrError(
+            f"checkpoint does not fit {spec.name} with {model.config}: "
+            + "; ".join(
+                f"{what} ({len(keys)}): {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+                for what, keys in (("missing", missing), ("unexpected", unexpected), ("shape", sorted(mismatched)))
+                if keys
+            )
+            + " (set --n-mels/--target-length/--label-dim/--set as the checkpoint was trained)"
+        )
+    model.load_state_dict(mapped)
+    return model
+
+
+def convert_checkpoint(src: str | Path, dst: str | Path, name: str, **kwargs: Any) -> AudioTagger:
+    """Read the original checkpoint `src`, convert it (`convert_state_dict(..., **kwargs)`) and
+    save `{"model", "hparams", "state_dict"}` to `dst` atomically. Returns the model."""
+    src = Path(src)
+    if not src.is_file():
+        raise AtdrError(f"checkpoint not found: {src}")
+    try:
+        state = torch.load(src, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise AtdrError(f"cannot read checkpoint {src}: {e}") from None
+    for key in ("state_dict", "model"):  # common wrappers
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise AtdrError(f"{src} does not hold a state dict")
+    model = convert_state_dict(state, name, **kwargs)
+    with atomic_path(dst) as tmp:
+        torch.save(checkpoint_dict(model), tmp)
+    return model

@@ -1,0 +1,49 @@
+"""`linear`: the original LinearModel, a per-frame MLP baseline with attention pooling."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from atdr.models._registry import register_model
+from atdr.models.base import AudioTagger
+from atdr.models.pooling import FramePooling
+
+
+@register_model(
+    "linear",
+    defaults=dict(n_layers=3, hidden_dim=128, dropout=0.1, pooling="att"),
+    frontend="mel64",
+    description="Linear baseline: per-frame linear layers with LayerNorm + pooled frame classifier",
+)
+class LinearModel(AudioTagger):
+    """Each frame goes through `Linear(n_mels, hidden_dim)`, then `n_layers` x
+    (LayerNorm, Linear(hidden_dim, hidden_dim)) with no nonlinearity, dropout before every
+    one of these modules (as the original), then `FramePooling`. Paper recipe (run-linear.sh):
+    3 layers, hidden 128, mel64 x 400."""
+
+    output = "probs"
+
+    def __init__(
+        self,
+        *,
+        label_dim: int,
+        n_mels: int,
+        target_length: int,
+        n_layers: int,
+        hidden_dim: int,
+        dropout: float,
+        pooling: str,
+    ) -> None:
+        super().__init__(label_dim=label_dim, n_mels=n_mels, target_length=target_length)
+        layers: list[nn.Module] = [nn.Linear(n_mels, hidden_dim)]
+        for _ in range(n_layers):
+            layers += [nn.LayerNorm(hidden_dim), nn.Linear(hidden_dim, hidden_dim)]
+        self.linear = nn.ModuleList(layers)
+        self.dropout = nn.Dropout(dropout)
+        self.head = FramePooling(hidden_dim, label_dim, pooling)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.linear:
+            x = layer(self.dropout(x))  # (B, T, hidden_dim)
+        return self.head(x)

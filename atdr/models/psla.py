@@ -1,0 +1,197 @@
+"""PSLA's CNNs with attention pooling (Gong et al. 2021): `psla` (alias `efficientnet`) and `resnet`.
+
+Backbones from timm; the pooling head is pooling.AttentionPooling. Both average the frequency
+axis of the last feature map, then pool over time, and output probabilities.
+"""
+
+from __future__ import annotations
+
+import re
+
+import timm
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from atdr.errors import AtdrError
+from atdr.models._registry import register_model
+from atdr.models.base import AudioTagger
+from atdr.models.pooling import AttentionPooling
+
+# efficientnet_pytorch builds EfficientNet-B{n} for a fixed image size and pads each stride-2
+# conv for that size ("static same padding"); PSLA trained with it on spectrograms.
+IMAGE_SIZE = (224, 240, 260, 300, 380, 456, 528, 600)
+
+
+class StaticPadConv2d(nn.Conv2d):
+    """Conv2d after a fixed zero padding `(left, right, top, bottom)` (efficientnet_pytorch's
+    Conv2dStaticSamePadding)."""
+
+    def __init__(self, conv: nn.Conv2d, pad: tuple[int, int, int, int]) -> None:
+        super().__init__(
+            conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+            dilation=conv.dilation, groups=conv.groups, bias=conv.bias is not None,
+        )  # fmt: skip
+        self.static_pad = pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(F.pad(x, self.static_pad))
+
+
+def _static_padding(net: nn.Module, image_size: int) -> list[StaticPadConv2d]:
+    """Give the stride-2 convs of a timm EfficientNet the padding efficientnet_pytorch computes
+    for square `image_size` images (stride-1 convs pad symmetrically in both). Returns them in order."""
+    convs, size = [], image_size
+    for parent, name in [(net, "conv_stem")] + [(block, "conv_dw") for stage in net.blocks for block in stage]:
+        conv = getattr(parent, name)
+        (k, _), (s, _) = conv.kernel_size, conv.stride
+        if s > 1:
+            out = -(-size // s)
+            pad = max((out - 1) * s + k - size, 0)
+            conv = StaticPadConv2d(conv, (pad // 2, pad - pad // 2) * 2)
+            setattr(parent, name, conv)
+            convs.append(conv)
+            size = out
+    return convs
+
+
+def _output_size(size: int, convs: list[StaticPadConv2d]) -> int:
+    """Feature-map size along one axis after the strided convs (< 1: the input is too small)."""
+    for conv in convs:
+        size = (size + sum(conv.static_pad[:2]) - conv.kernel_size[0]) // conv.stride[0] + 1
+    return size
+
+
+# --- PSLA checkpoints (efficientnet_pytorch key layout) -> ours -------------------------------
+
+_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2"}
+_SE = {"_se_reduce": "se.conv_reduce", "_se_expand": "se.conv_expand"}
+# MBConv with an expansion conv (timm InvertedResidual) / without (timm DepthwiseSeparableConv).
+_EXPANDED = {
+    "_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
+    "_project_conv": "conv_pwl", "_bn2": "bn3", **_SE,
+}  # fmt: skip
+_DEPTHWISE = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2", **_SE}
+_BLOCK_KEY = re.compile(r"_blocks\.(\d+)\.(\w+)\.(.+)")
+_ATTENTION_KEY = re.compile(r"attention\.(att|cla)\.(?:(\d+)\.)?(weight|bias)")
+
+
+def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: EffNetAttention) -> dict[str, torch.Tensor]:
+    """A PSLA EffNetAttention state dict (`module.` prefix, `effnet._blocks.N._depthwise_conv...`,
+    `attention.att.N` 1x1 convs) -> ours. Keys it does not know pass through unchanged, so a
+    strict load reports them."""
+    blocks = [
+        (f"{s}.{i}", _EXPANDED if hasattr(block, "conv_pwl") else _DEPTHWISE)
+        for s, stage in enumerate(model.effnet.blocks)
+        for i, block in enumerate(stage)
+    ]
+    out = {}
+    for key, value in state_dict.items():
+        key = key.removeprefix("module.")
+        if key.startswith("effnet._fc."):
+            continue
+        if key.startswith("effnet."):
+            key = "effnet." + _effnet_key(key.removeprefix("effnet."), blocks)
+        elif m := _ATTENTION_KEY.fullmatch(key):
+            kind, head, param = m.groups()
+            key = f"attention.{kind}.{head or 0}.{param}"
+            value = value.flatten(1) if param == "weight" else value  # 1x1 conv -> linear
+        out[key] = value
+    return out
+
+
+def _effnet_key(key: str, blocks: list[tuple[str, dict[str, str]]]) -> str:
+    if m := _BLOCK_KEY.fullmatch(key):
+        index, module, rest = int(m.group(1)), m.group(2), m.group(3)
+        if index < len(blocks) and module in blocks[index][1]:
+            return f"blocks.{blocks[index][0]}.{blocks[index][1][module]}.{rest}"
+        return key
+    module, _, rest = key.partition(".")
+    return f"{_TOP[module]}.{rest}" if module in _TOP else key
+
+
+@register_model(
+    "psla",
+    aliases=("efficientnet",),
+    defaults=dict(eff_b=2, att_head=4, att_activation="softmax"),
+    frontend="kaldi128",
+    description="PSLA: EfficientNet + multi-head attention pooling",
+    checkpoint_filter=checkpoint_filter_fn,
+)
+class EffNetAttention(AudioTagger):
+    """EfficientNet-B{eff_b} (timm `tf_efficientnet_b*`, 1 input channel) on the `(freq, time)`
+    spectrogram, mean over the frequency axis, then `AttentionPooling(att_head, att_activation)`.
+
+    Matches PSLA's `efficientnet_pytorch` backbone: the same static padding (computed for the
+    ImageNet image size of B{eff_b}; timm's dynamic "same" padding differs from it on B1-B7),
+    BatchNorm eps 1e-3 / momentum 0.01, drop-connect 0.2 and PyTorch's default init, so
+    converted PSLA checkpoints give the same outputs.
+    PSLA's AvgPool2d((4, 1)) averages the 4 frequency rows left of 128 mel bins, i.e. this mean;
+    the mean also works for other sizes. Paper recipe (run-psla.sh): B2, 4 heads, softmax,
+    kaldi128 x 1024 frames, no ImageNet weights.
+    """
+
+    output = "probs"
+
+    def __init__(
+        self,
+        *,
+        label_dim: int,
+        n_mels: int,
+        target_length: int,
+        eff_b: int,
+        att_head: int,
+        att_activation: str,
+    ) -> None:
+        super().__init__(label_dim=label_dim, n_mels=n_mels, target_length=target_length)
+        if not 0 <= eff_b < len(IMAGE_SIZE):
+            raise AtdrError(f"psla: eff_b must be 0..{len(IMAGE_SIZE) - 1}, got {eff_b}")
+        self.effnet = timm.create_model(
+            f"tf_efficientnet_b{eff_b}", pretrained=False, in_chans=1, num_classes=0, global_pool="",
+            drop_path_rate=0.2, bn_momentum=0.01,
+        )  # fmt: skip
+        convs = _static_padding(self.effnet, IMAGE_SIZE[eff_b])
+        for m in self.effnet.modules():  # efficientnet_pytorch keeps PyTorch's default init
+            if isinstance(m, (nn.Conv2d, nn.BatchNorm2d)):
+                m.reset_parameters()
+        for axis, size in (("n_mels", n_mels), ("target_length", target_length)):
+            if _output_size(size, convs) < 1:
+                raise AtdrError(f"psla: {axis}={size} is too small for EfficientNet-B{eff_b} (it downsamples by 32)")
+        self.attention = AttentionPooling(self.effnet.num_features, label_dim, att_head, att_activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.effnet.forward_features(x.transpose(1, 2).unsqueeze(1))  # (B, C, F', T')
+        return self.attention(x.mean(dim=2).transpose(1, 2))  # (B, T', C) -> (B, K)
+
+
+@register_model(
+    "resnet",
+    defaults=dict(att_activation="softmax"),
+    frontend="mel64",
+    description="PSLA ResNet-50 + single-head attention pooling",
+)
+class ResNetAttention(AudioTagger):
+    """ResNet-50 (timm, 1 input channel, torchvision's init) on the `(freq, time)`
+    spectrogram, mean over the frequency axis, then single-head `AttentionPooling`.
+
+    Difference from the original: it reshapes the flattened ResNet output to
+    `[batch, 2048, 4, n_mels // 4]` (128 mel bins) or `[batch, 832, 4, 16]` (64 mel bins)
+    and averages the 4-row axis. For 128 x 1024 input that is this frequency mean; for 64 mel
+    bins it scrambles channels, frequency and time together (and its attention takes 832
+    "channels"). Here the frequency mean is taken for every input size (2048 channels), so
+    checkpoints of the original's 64-bin model do not load. Paper recipe (run-psla-res.sh):
+    softmax attention, mel64 x 400 frames, no ImageNet weights.
+    """
+
+    output = "probs"
+
+    def __init__(self, *, label_dim: int, n_mels: int, target_length: int, att_activation: str) -> None:
+        super().__init__(label_dim=label_dim, n_mels=n_mels, target_length=target_length)
+        self.model = timm.create_model(
+            "resnet50", pretrained=False, in_chans=1, num_classes=0, global_pool="", zero_init_last=False
+        )
+        self.attention = AttentionPooling(self.model.num_features, label_dim, 1, att_activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.model.forward_features(x.transpose(1, 2).unsqueeze(1))  # (B, 2048, F', T')
+        return self.attention(x.mean(dim=2).transpose(1, 2))  # (B, T', 2048) -> (B, K)
