@@ -21,8 +21,13 @@ COMMANDS = {
     "prep": "prep",
     "weights": "weights",
     "norm-stats": "norm_stats",
+    "train": "train",
+    "evaluate": "evaluate",
+    "ensemble": "ensemble",
+    "tag": "tag",
     "models": "models",
     "convert-checkpoint": "convert_checkpoint",
+    "compare": "compare",
 }
 
 
@@ -41,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         summary = doc.splitlines()[0] if doc else ""
         p = sub.add_parser(
             name,
-            help=summary,
+            help=summary.replace("%", "%%"),
             description=doc,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
