@@ -25,7 +25,13 @@ def make_loss(kind: str, output: str) -> LossFn:
     if kind == "bce":
         if output == "logits":
             return F.binary_cross_entropy_with_logits
-        return lambda p, y: F.binary_cross_entropy(p.clamp(EPS, 1 - EPS), y)
+
+        def bce(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            # BCELoss written out: NaN probabilities give a NaN loss (which the loop reports)
+            # instead of BCELoss's range error.
+            p = p.clamp(EPS, 1 - EPS)
+            return -(y * torch.log(p) + (1 - y) * torch.log1p(-p)).mean()
+        return bce
     if kind == "ce":
         def cross_entropy(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
             logits = out if output == "logits" else torch.log(out.clamp(EPS, 1.0))

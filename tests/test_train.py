@@ -1,0 +1,176 @@
+"""The training engine: learned signal, exact resume after SIGTERM, faults and bad configs."""
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+import yaml
+
+from atdr.cli import main
+from atdr.data.datafile import read_datafile
+from atdr.data.synth import synthesize
+from conftest import TINY_TAL, write_run_config
+
+ATDR = str(Path(sys.executable).parent / "atdr")
+TIMING = ["epoch_seconds", "clips_per_s"]  # wall-clock columns: the only ones allowed to differ
+
+
+def copy_dataset(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("stats_*"))
+    return dst
+
+
+@pytest.fixture(scope="module")
+def signal_data(tmp_path_factory):
+    out = tmp_path_factory.mktemp("signal")
+    synthesize(out, n_train=300, n_eval=100, seconds=1.0, seed=1, progress=False)
+    return out
+
+
+@pytest.mark.parametrize("model, frontend, frames", [
+    ({"name": "tal", "params": {"embedding_size": 128, "n_conv_layers": 4, "n_pool_layers": 2}}, "kaldi128", 100),
+    ({"name": "transformer", "params": {"embedding_size": 64, "n_trans_layers": 2}}, "mel64", 40),
+], ids=["crnn", "transformer"])
+def test_models_learn_the_embedded_dataset(signal_data, tmp_path, model, frontend, frames):
+    config = write_run_config(tmp_path / "run.yaml", signal_data, model, frontend=frontend, target_length=frames,
+                              train={"epochs": 8, "batch_size": 32})
+    assert main(["-q", "train", "--config", str(config), "--out", str(tmp_path / "run")]) == 0
+    targets = np.load(tmp_path / "run" / "targets.npy")
+    chance = targets.mean(axis=0).mean()  # expected AP of a random ranking = class prevalence
+    reached = json.loads((tmp_path / "run" / "summary.json").read_text())["best"]["mAP"]
+    assert reached > max(2 * chance, chance + 0.25), f"mAP {reached:.3f} vs chance {chance:.3f}"
+
+
+def test_run_folder_outputs(trained_run):
+    summary = json.loads((trained_run / "summary.json").read_text())
+    assert summary["model"] == "tal" and summary["main_metric"] == "mAP" and summary["params"] > 0
+    assert set(summary) >= {"best", "ensemble", "wa", "train_seconds", "clips_per_s"}
+    metrics = pd.read_csv(trained_run / "metrics.csv")
+    assert list(metrics.epoch) == [1, 2]
+    assert {"mAP", "mAUC", "d_prime", "avg_precision", "avg_recall", "train_loss", "valid_loss", "lr",
+            "epoch_seconds", "clips_per_s", "ensemble_mAP"} <= set(metrics.columns)
+    preds, targets = np.load(trained_run / "predictions.npy"), np.load(trained_run / "targets.npy")
+    assert preds.shape == targets.shape == (24, 10) and 0 <= preds.min() and preds.max() <= 1
+    for name in ("last", "best", "wa"):
+        assert (trained_run / "checkpoints" / f"{name}.pt").is_file()
+    saved = yaml.safe_load((trained_run / "config.yaml").read_text())
+    assert saved["model"] == TINY_TAL and saved["optim"]["betas"] == [0.95, 0.999]
+
+
+def _train_cmd(config: Path, out: Path) -> list[str]:
+    return [ATDR, "train", "--config", str(config), "--out", str(out)]
+
+
+def test_sigterm_saves_and_the_same_command_resumes_bit_identically(tiny_synth, tmp_path):
+    config = write_run_config(tmp_path / "run.yaml", tiny_synth, TINY_TAL,
+                              augment={"mixup": 0.5, "freqm": 20, "timem": 20},
+                              train={"epochs": 3, "log_every": 1, "num_workers": 2, "wa_start": 2})
+    assert main(["-q", "train", "--config", str(config), "--out", str(tmp_path / "straight")]) == 0
+
+    proc = subprocess.Popen(_train_cmd(config, tmp_path / "resumed"), stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:  # wait until training is inside epoch 2, then pre-empt it as SLURM would
+        if "epoch 2 step" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=120) == 75, rest
+    assert "Run the same command again to resume" in rest
+    assert (tmp_path / "resumed" / "checkpoints" / "last.pt").exists()
+    assert not (tmp_path / "resumed" / "summary.json").exists()
+
+    resumed = subprocess.run(_train_cmd(config, tmp_path / "resumed"), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stderr
+    for name in ("predictions", "predictions_ensemble", "predictions_wa", "targets"):
+        a = np.load(tmp_path / "straight" / f"{name}.npy")
+        b = np.load(tmp_path / "resumed" / f"{name}.npy")
+        assert np.array_equal(a, b), name
+    straight = pd.read_csv(tmp_path / "straight" / "metrics.csv").drop(columns=TIMING)
+    pd.testing.assert_frame_equal(straight, pd.read_csv(tmp_path / "resumed" / "metrics.csv").drop(columns=TIMING))
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "straight" / "steps.csv"),
+                                  pd.read_csv(tmp_path / "resumed" / "steps.csv"))
+
+
+def test_finished_run_only_rewrites_its_outputs(trained_run, tmp_path, caplog):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    before = np.load(run / "predictions.npy")
+    (run / "checkpoints" / "best.pt").unlink()
+    (run / "predictions.npy").unlink()
+    assert main(["train", "--config", str(run / "config.yaml"), "--out", str(run)]) == 0
+    assert (run / "checkpoints" / "best.pt").is_file()
+    assert np.array_equal(np.load(run / "predictions.npy"), before)
+    assert "epoch 1/" not in caplog.text  # nothing was trained again
+
+
+def test_changed_config_starts_over(trained_run, tmp_path, caplog):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    assert main(["train", "--config", str(run / "config.yaml"), "--out", str(run), "--set", "optim.lr=0.002",
+                 "--set", "train.epochs=1"]) == 0
+    assert "written for another config" in caplog.text
+    assert len(pd.read_csv(run / "metrics.csv")) == 1
+
+
+def test_nan_loss_stops_with_the_step_and_last_good_checkpoint(tiny_synth, tmp_path, capsys):
+    data = copy_dataset(tiny_synth, tmp_path / "data")
+    clips = read_datafile(data / "train.json")
+    for clip in clips:  # every clip is corrupt: the first step must fail
+        sf.write(clip.wav, np.full(16000, np.nan, dtype=np.float32), 16000, subtype="FLOAT")
+    config = write_run_config(tmp_path / "run.yaml", data, TINY_TAL)
+    stats = yaml.safe_load(config.read_text())["data"]
+    stats.pop("norm_stats")
+    doc = yaml.safe_load(config.read_text())
+    doc["data"] = {**stats, "mean": -5.0, "std": 4.0}  # stats of NaN audio would be NaN themselves
+    config.write_text(yaml.safe_dump(doc))
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "loss is nan at step 1 (epoch 1)" in err[0] and "Last good checkpoint: none" in err[0]
+
+
+def test_unreadable_clip_is_logged_once_and_skipped(tiny_synth, tmp_path, caplog):
+    data = copy_dataset(tiny_synth, tmp_path / "data")
+    config = write_run_config(tmp_path / "run.yaml", data, TINY_TAL, train={"epochs": 2})
+    broken = read_datafile(data / "train.json")[3].wav
+    Path(broken).write_bytes(b"this is not audio")
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "run")]) == 0
+    warnings = [r.getMessage() for r in caplog.records if "skipping unreadable clip" in r.getMessage()]
+    assert len(warnings) == 1 and broken in warnings[0]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"optim": {"lrr": 0.1}}, "unknown key 'optim.lrr'"),
+    ({"train": {"epochs": "ten"}}, "train.epochs: Input should be a valid integer"),
+    ({"model": {"name": "tal", "params": {"embeding_size": 8}}}, "model 'tal' has no hyper-parameter 'embeding_size'"),
+    ({"model": {"name": "tal", "params": {"embedding_size": "big"}}}, "embedding_size must be int"),
+    ({"model": {"name": "vgg"}}, "unknown model 'vgg'"),
+    ({"data": {"mean": 1.0, "std": 2.0}}, "give either norm_stats or mean and std"),
+    ({"augment": {"mixup": 1.5}}, "augment.mixup: Input should be less than or equal to 1"),
+    ({"train": {"wa_start": 9}}, "wa_start is after the last epoch"),
+])
+def test_bad_config_is_rejected_before_any_work(tiny_synth, tmp_path, capsys, change, message):
+    config = write_run_config(tmp_path / "run.yaml", tiny_synth, TINY_TAL)
+    doc = yaml.safe_load(config.read_text())
+    for section, values in change.items():
+        doc[section] = values if section == "model" else {**doc.get(section, {}), **values}
+    config.write_text(yaml.safe_dump(doc))
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
+    assert not (tmp_path / "run").exists()
+
+
+def test_set_overrides_and_bad_set_syntax(tiny_synth, tmp_path, capsys):
+    config = write_run_config(tmp_path / "run.yaml", tiny_synth, TINY_TAL)
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "r"), "--set", "train.epochs"]) == 2
+    assert "expected section.key=value" in capsys.readouterr().err
+    assert main(["train", "--config", str(tmp_path / "missing.yaml"), "--out", str(tmp_path / "r")]) == 2
+    assert "cannot read config" in capsys.readouterr().err
