@@ -58,10 +58,11 @@ class ModelBundle:
     def build(self) -> torch.nn.Module:
         """The model with these weights, in eval mode, on the CPU."""
         from atdr.data.features import get_frontend
-        from atdr.models import create
+        from atdr.models import create, without_pretraining
 
+        # The weights are all here: never look for ImageNet/AudioSet pretraining files.
         model = create(self.model, label_dim=len(self.mids), n_mels=get_frontend(self.frontend).n_mels,
-                       target_length=self.target_length, **self.params)
+                       target_length=self.target_length, **without_pretraining(self.params))
         model.load_state_dict(self.state_dict)
         return model.eval()
 

@@ -49,9 +49,10 @@ def per_class_table(predictions: np.ndarray, targets: np.ndarray, labels: LabelS
 
 
 def write_report(out: Path, sets: dict[str, np.ndarray], targets: np.ndarray, labels: LabelSet,
-                 bootstrap: int) -> dict:
-    """Score each named prediction set; write `metrics.json` and `per_class_<name>.csv` in `out`."""
-    metrics = {}
+                 bootstrap: int, info: dict | None = None) -> dict:
+    """Score each named prediction set; write `metrics.json` (plus `info`, e.g. ensemble members)
+    and `per_class_<name>.csv` in `out`."""
+    metrics: dict = dict(info or {})
     for name, predictions in sets.items():
         if predictions.shape != targets.shape:
             raise AtdrError(f"{name} predictions have shape {predictions.shape}, targets {targets.shape}")

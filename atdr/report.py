@@ -9,8 +9,8 @@ Inputs follow the workflow's layout, which names what they are:
 
 The table has one row per (dataset, model) over its seeds: metrics are means over seeds, the
 mAP 95% CI is the mean of the seeds' bootstrap bounds and `mAP_std` the std over seeds (ddof 1).
-`train_hours` is the mean training wall time of one seed; with `device` "cuda" it is GPU-hours
-for one GPU (a multi-GPU run counts its wall time once: the GPU count is not recorded).
+`train_hours` is the mean training time of one seed in device-hours: wall time times the number
+of GPUs for `device` "cuda" (GPU-hours), wall time on the CPU otherwise.
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ def read_run_seed(path: str | Path) -> dict:
         "architecture": config.model.name, "frontend": config.data.frontend,
         "target_length": config.data.target_length, "model_params": json.dumps(config.model.params, sort_keys=True),
         "label_dim": len(pd.read_csv(path / "eval" / "per_class_best.csv")), "main_metric": summary["main_metric"],
-        "params": summary["params"], "device": summary["device"], "train_hours": summary["train_seconds"] / 3600,
+        "params": summary["params"], "device": summary["device"], "train_hours": summary["train_seconds"] * max(summary.get("gpus", 0), 1) / 3600,
         **_scores(metrics, "best", path / "eval" / "metrics.json"),
         "ensemble_mAP": metrics.get("ensemble", {}).get("mAP", math.nan),
         "wa_mAP": metrics.get("wa", {}).get("mAP", math.nan),
@@ -225,7 +225,7 @@ _TEXT_COLUMNS = {"dataset", "model", "architecture", "front-end", "device"}
 LEGEND = (
     "mAP, mAUC, d' and acc: best epoch on the eval set, mean over seeds; mAP 95% CI: bootstrap over clips "
     "(mean of the seeds' bounds); mAP std: over seeds; ckpt-ens.: checkpoint ensemble; WA: weight averaging; "
-    "GFLOPs: one clip at the run's input size; train h: training wall time per seed (GPU-hours on one GPU)."
+    "GFLOPs: one clip at the run's input size; train h: training time per seed in GPU-hours (CPU wall hours for CPU runs)."
 )
 
 

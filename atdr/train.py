@@ -332,6 +332,7 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device) -> dic
         "main_metric": main_metric,
         "params": sum(p.numel() for p in model.parameters()),
         "device": device.type,
+        "gpus": world.size if device.type == "cuda" else 0,
         "train_seconds": state.train_seconds,
         "clips_per_s": float(np.mean([r["clips_per_s"] for r in state.history])),
         "best": extra["best_scores"],

@@ -7,8 +7,10 @@ import torch
 
 from atdr.cli import main
 from atdr.errors import AtdrError
-from atdr.models import create, from_checkpoint
-from atdr.models.convert import convert_checkpoint, convert_state_dict
+from atdr.checkpoint import ModelBundle
+from atdr.data.labels import LabelSet
+from atdr.models import create
+from atdr.models.convert import convert_state_dict, read_original
 
 AST_SMALL = dict(model_size="tiny224", fstride=16, tstride=16)
 
@@ -31,25 +33,33 @@ def _as_published_ast(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return state
 
 
-def test_ast_checkpoint_converts_through_the_cli(tmp_path):
+@pytest.fixture
+def labels7(tmp_path):
+    labels = LabelSet(tuple(f"/m/{i}" for i in range(7)), tuple(f"class {i}" for i in range(7)))
+    labels.write(tmp_path / "labels.csv")
+    return tmp_path / "labels.csv"
+
+
+def test_ast_checkpoint_converts_through_the_cli(tmp_path, labels7):
     torch.manual_seed(0)
     original = create("ast", label_dim=7, n_mels=32, target_length=64, **AST_SMALL).eval()
     torch.save(_as_published_ast(original), tmp_path / "ast.pth")
     args = ["convert-checkpoint", str(tmp_path / "ast.pth"), str(tmp_path / "out" / "ast.pt"), "--model", "ast",
-            "--label-dim", "7", "--n-mels", "32", "--target-length", "64",
-            "--set", "model_size=tiny224", "--set", "fstride=16", "--set", "tstride=16"]
+            "--labels", str(labels7), "--frontend", "kaldi32", "--target-length", "64", "--mean", "-4.27",
+            "--std", "4.57", "--set", "model_size=tiny224", "--set", "fstride=16", "--set", "tstride=16"]
     assert main(args) == 0
-    ckpt = torch.load(tmp_path / "out" / "ast.pt", weights_only=True)
-    assert ckpt["model"] == "ast"
-    assert ckpt["hparams"] == dict(label_dim=7, n_mels=32, target_length=64, model_size="tiny224", fstride=16,
-                                   tstride=16, imagenet_pretrain=False, audioset_pretrain=False)
-    converted = from_checkpoint(ckpt).eval()
+    bundle = ModelBundle.load(tmp_path / "out" / "ast.pt")
+    assert (bundle.model, bundle.frontend, bundle.target_length, bundle.mean, bundle.std) == ("ast", "kaldi32", 64, -4.27, 4.57)
+    assert bundle.params == dict(model_size="tiny224", fstride=16, tstride=16, imagenet_pretrain=False,
+                                 audioset_pretrain=False)
+    assert bundle.names[3] == "class 3"
+    converted = bundle.build()
     x = torch.randn(2, 64, 32)
     with torch.no_grad():
         assert torch.equal(converted(x), original(x))
 
 
-def test_a_checkpoint_that_does_not_fit_says_why(tmp_path, capsys):
+def test_a_checkpoint_that_does_not_fit_says_why(tmp_path, capsys, labels7):
     torch.manual_seed(0)
     original = create("ast", label_dim=7, n_mels=32, target_length=64, **AST_SMALL)
     state = _as_published_ast(original)
@@ -59,7 +69,8 @@ def test_a_checkpoint_that_does_not_fit_says_why(tmp_path, capsys):
         convert_state_dict({**state, "module.v.extra": torch.zeros(1)}, "ast", label_dim=7, n_mels=32,
                            target_length=64, **AST_SMALL)
     torch.save(state, tmp_path / "ast.pth")
-    assert main(["convert-checkpoint", str(tmp_path / "ast.pth"), str(tmp_path / "x.pt"), "--model", "ast"]) == 2
+    assert main(["convert-checkpoint", str(tmp_path / "ast.pth"), str(tmp_path / "x.pt"), "--model", "ast",
+                 "--labels", str(labels7), "--mean", "0", "--std", "1"]) == 2
     assert "checkpoint does not fit ast" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()
 
@@ -68,7 +79,7 @@ def test_models_without_published_checkpoints_have_no_converter(tmp_path):
     with pytest.raises(AtdrError, match="no converter for model 'tal': original checkpoints convert for ast, psla"):
         convert_state_dict({}, "tal")
     with pytest.raises(AtdrError, match="checkpoint not found"):
-        convert_checkpoint(tmp_path / "nothing.pth", tmp_path / "out.pt", "ast")
+        read_original(tmp_path / "nothing.pth")
 
 
 def _efficientnet_pytorch_b(b: int):

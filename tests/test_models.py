@@ -10,13 +10,12 @@ import torch
 import torch.nn.functional as F
 
 from atdr.cli import main
+from atdr.checkpoint import ModelBundle
 from atdr.errors import AtdrError
 from atdr.models import (
     AudioTagger,
-    checkpoint_dict,
     complexity,
     create,
-    from_checkpoint,
     get_spec,
     list_models,
     list_specs,
@@ -332,18 +331,27 @@ def test_ast_audioset_pretrain_needs_the_checkpoints_geometry():
 # --- checkpoints, complexity, CLI ---------------------------------------------------------------
 
 
-def test_checkpoint_dict_round_trip(tmp_path):
+def test_model_bundle_round_trip_rebuilds_without_pretraining_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("ATDR_CHECKPOINTS", str(tmp_path / "empty"))
     torch.manual_seed(0)
     model = small("taltrans").eval()
-    torch.save(checkpoint_dict(model), tmp_path / "m.pt")
-    ckpt = torch.load(tmp_path / "m.pt", weights_only=True)
-    assert ckpt["model"] == "taltrans" and ckpt["hparams"]["label_dim"] == LABELS
-    restored = from_checkpoint(ckpt).eval()
+    params = {**model.config}
+    for key in ("label_dim", "n_mels", "target_length"):
+        params.pop(key)
+    labels = [f"/m/{i}" for i in range(LABELS)]
+    bundle = ModelBundle("taltrans", params, f"mel{N_MELS}", FRAMES, -5.0, 4.0, labels, labels, model.state_dict())
+    bundle.save(tmp_path / "m.pt")
+    restored = ModelBundle.load(tmp_path / "m.pt")
+    assert restored.labels.mids == tuple(labels) and (restored.mean, restored.std) == (-5.0, 4.0)
     x = torch.randn(2, FRAMES, N_MELS)
     with torch.no_grad():
-        assert torch.equal(model(x), restored(x))
-    with pytest.raises(AtdrError, match="not an atdr model checkpoint"):
-        from_checkpoint({"state_dict": {}})
+        assert torch.equal(model(x), restored.build()(x))
+    torch.save({"state_dict": {}}, tmp_path / "foreign.pt")
+    with pytest.raises(AtdrError, match="is not an atdr model checkpoint"):
+        ModelBundle.load(tmp_path / "foreign.pt")
+    (tmp_path / "truncated.pt").write_bytes((tmp_path / "m.pt").read_bytes()[:1000])
+    with pytest.raises(AtdrError, match="cannot load checkpoint"):
+        ModelBundle.load(tmp_path / "truncated.pt")
 
 
 def test_complexity_counts_parameters_and_flops():

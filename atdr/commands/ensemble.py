@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> None:
     out = Path(args.out)
     write_npy(out / "predictions.npy", average)
     write_npy(out / "targets.npy", targets)
-    m = write_report(out, {"ensemble": average}, targets, first.labels, args.bootstrap)["ensemble"]
+    m = write_report(out, {"ensemble": average}, targets, first.labels, args.bootstrap,
+                     info={"members": [str(Path(r)) for r in args.runs], "use": args.use})["ensemble"]
     log.info("ensemble of %d runs: mAP %.4f, mAUC %.4f, acc %.4f; wrote %s", len(args.runs), m["mAP"], m["mAUC"],
              m["acc"], out / "metrics.json")

@@ -10,15 +10,14 @@ from atdr.models import ast, fnet, linear, psla, tal, transformer  # noqa: F401 
 from atdr.models._registry import (
     Complexity,
     ModelSpec,
-    checkpoint_dict,
     complexity,
     create,
-    from_checkpoint,
     get_spec,
     list_models,
     list_specs,
     parse_overrides,
     register_model,
+    without_pretraining,
 )
 from atdr.models.base import AudioTagger
 
@@ -26,13 +25,12 @@ __all__ = [
     "AudioTagger",
     "Complexity",
     "ModelSpec",
-    "checkpoint_dict",
     "complexity",
     "create",
-    "from_checkpoint",
     "get_spec",
     "list_models",
     "list_specs",
     "parse_overrides",
     "register_model",
+    "without_pretraining",
 ]

@@ -130,26 +130,6 @@ def without_pretraining(config: Mapping[str, Any]) -> dict[str, Any]:
     return {k: (False if k.endswith("_pretrain") else v) for k, v in config.items()}
 
 
-def checkpoint_dict(model: AudioTagger) -> dict[str, Any]:
-    """What atdr saves for a model: `{"model": name, "hparams": {...}, "state_dict": {...}}`."""
-    return {
-        "model": model.model_name,
-        "hparams": without_pretraining(model.config),
-        "state_dict": model.state_dict(),
-    }
-
-
-def from_checkpoint(checkpoint: Mapping[str, Any]) -> AudioTagger:
-    """Rebuild a model from `checkpoint_dict` output (e.g. `torch.load(path, weights_only=True)`)."""
-    try:
-        name, hparams, state_dict = checkpoint["model"], checkpoint["hparams"], checkpoint["state_dict"]
-    except (KeyError, TypeError):
-        raise AtdrError("not an atdr model checkpoint: expected keys 'model', 'hparams', 'state_dict'") from None
-    model = create(name, **without_pretraining(hparams))
-    model.load_state_dict(state_dict)
-    return model
-
-
 def parse_overrides(name: str, items: list[str]) -> dict[str, Any]:
     """`["key=value", ...]` (from `--set`) -> typed overrides for model `name`."""
     spec = get_spec(name)

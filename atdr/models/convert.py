@@ -1,7 +1,8 @@
-"""Turn an original checkpoint (published AST or PSLA weights) into an atdr model checkpoint.
+"""Map an original checkpoint (published AST or PSLA weights) onto an atdr model.
 
 The key mapping of each family lives in its file (`checkpoint_filter_fn`, registered on the
-spec); this module loads, dispatches, checks and saves.
+spec); this module reads, dispatches and checks. `atdr convert-checkpoint` saves the result as
+a model bundle (atdr.checkpoint).
 """
 
 from __future__ import annotations
@@ -11,9 +12,8 @@ from typing import Any
 
 import torch
 
-from atdr.atomic import atomic_path
 from atdr.errors import AtdrError
-from atdr.models._registry import checkpoint_dict, create, get_spec, list_specs, without_pretraining
+from atdr.models._registry import create, get_spec, list_specs, without_pretraining
 from atdr.models.base import AudioTagger
 
 
@@ -62,22 +62,18 @@ def convert_state_dict(
     return model
 
 
-def convert_checkpoint(src: str | Path, dst: str | Path, name: str, **kwargs: Any) -> AudioTagger:
-    """Read the original checkpoint `src`, convert it (`convert_state_dict(..., **kwargs)`) and
-    save `{"model", "hparams", "state_dict"}` to `dst` atomically. Returns the model."""
+def read_original(src: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict in a published checkpoint file (`{"model": ...}`/`{"state_dict": ...}` unwrapped)."""
     src = Path(src)
     if not src.is_file():
         raise AtdrError(f"checkpoint not found: {src}")
     try:
         state = torch.load(src, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise AtdrError(f"cannot read checkpoint {src}: {e}") from None
+        raise AtdrError(f"cannot read checkpoint {src}: {str(e).splitlines()[0]}") from None
     for key in ("state_dict", "model"):  # common wrappers
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict):
         raise AtdrError(f"{src} does not hold a state dict")
-    model = convert_state_dict(state, name, **kwargs)
-    with atomic_path(dst) as tmp:
-        torch.save(checkpoint_dict(model), tmp)
-    return model
+    return state
