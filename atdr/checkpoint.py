@@ -7,6 +7,7 @@ and the class list — so `atdr tag` cannot feed a model the wrong features.
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,9 @@ def load(path: str | Path) -> Any:
     except FileNotFoundError:
         raise AtdrError(f"checkpoint not found: {path}") from None
     except Exception as e:  # torch raises many types for truncated or foreign files
-        raise AtdrError(f"cannot load checkpoint {path}: {str(e).splitlines()[0]}") from None
+        if not zipfile.is_zipfile(path):  # torch.save writes zip archives; torch's errors mislead here ("101")
+            raise AtdrError(f"cannot load checkpoint {path}: not a PyTorch checkpoint file (or a truncated one)") from None
+        raise AtdrError(f"cannot load checkpoint {path}: {(str(e).splitlines() or [type(e).__name__])[0]}") from None
 
 
 @dataclass

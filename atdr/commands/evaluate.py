@@ -42,12 +42,12 @@ def run(args: argparse.Namespace) -> None:
         sets, labels = {args.checkpoint: predictions}, bundle.labels
     else:
         labels = read_run(run_dir).labels
-        targets = load_predictions(run_dir / "targets.npy")
         sets = {name: load_predictions(run_dir / f"predictions{suffix}.npy")
                 for name, suffix in (("best", ""), ("ensemble", "_ensemble"), ("wa", "_wa"))
                 if (run_dir / f"predictions{suffix}.npy").exists()}
         if "best" not in sets:
             raise AtdrError(f"{run_dir} has no predictions.npy: is the run finished? (atdr train writes it at the end)")
+        targets = load_predictions(run_dir / "targets.npy")
     metrics = write_report(out, sets, targets, labels, args.bootstrap)
     for name, m in metrics.items():
         ci = f" [{m['mAP_ci95'][0]:.4f}, {m['mAP_ci95'][1]:.4f}]" if "mAP_ci95" in m else ""

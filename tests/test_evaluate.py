@@ -1,0 +1,170 @@
+"""`atdr evaluate` and `atdr ensemble` on real run folders: metrics against sklearn, the bootstrap
+CI, per-class tables with display names, checkpoints on a datafile, and one-line errors."""
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from sklearn.metrics import average_precision_score
+
+from atdr.cli import main
+
+SETS = {"best": "predictions.npy", "ensemble": "predictions_ensemble.npy", "wa": "predictions_wa.npy"}
+
+
+def sklearn_aps(predictions: np.ndarray, targets: np.ndarray) -> dict[int, float]:
+    """Class index -> sklearn AP, for the classes with at least one positive clip."""
+    y = targets >= 0.5
+    return {k: average_precision_score(y[:, k], predictions[:, k]) for k in range(y.shape[1]) if y[:, k].any()}
+
+
+def sklearn_map(predictions: np.ndarray, targets: np.ndarray) -> float:
+    return float(np.mean(list(sklearn_aps(predictions, targets).values())))
+
+
+def one_line_error(err: str, command: str) -> str:
+    err = err.strip()
+    assert err.startswith(f"atdr {command}: error: ") and "\n" not in err, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def run(trained_run, tmp_path_factory) -> Path:
+    """A private copy of the session's trained run (evaluate writes RUN/eval)."""
+    copy = tmp_path_factory.mktemp("evaluate") / "tal"
+    shutil.copytree(trained_run, copy)
+    return copy
+
+
+@pytest.fixture(scope="module")
+def second_run(trained_run, tmp_path_factory) -> Path:
+    """The same tiny model and data with another seed."""
+    out = tmp_path_factory.mktemp("ensemble") / "tal-seed1"
+    assert main(["-q", "train", "--config", str(trained_run / "config.yaml"), "--out", str(out),
+                 "--set", "train.seed=1"]) == 0
+    return out
+
+
+def test_evaluate_run_scores_its_predictions_like_sklearn(run):
+    assert main(["-q", "evaluate", str(run)]) == 0
+    metrics = json.loads((run / "eval" / "metrics.json").read_text())
+    assert set(metrics) == {"best", "ensemble", "wa"}
+    targets = np.load(run / "targets.npy")
+    for name, file in SETS.items():
+        m = metrics[name]
+        assert m["mAP"] == pytest.approx(sklearn_map(np.load(run / file), targets), abs=1e-6), name
+        low, high = m["mAP_ci95"]
+        assert low < m["mAP"] < high, (name, low, m["mAP"], high)
+        assert high - low < 0.5  # 24 clips: wide, but not the whole range
+    summary = json.loads((run / "summary.json").read_text())
+    assert metrics["best"]["mAP"] == pytest.approx(summary["best"]["mAP"], abs=1e-9)
+
+
+def test_per_class_table_has_every_class_with_its_display_name_and_ap(run):
+    if not (run / "eval" / "per_class_best.csv").exists():
+        assert main(["-q", "evaluate", str(run), "--bootstrap", "0"]) == 0
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    with open(config["data"]["labels"], newline="") as f:
+        classes = {int(r["index"]): (r["mid"], r["display_name"]) for r in csv.DictReader(f)}
+    with open(run / "eval" / "per_class_best.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(int(r["index"]) for r in rows) == sorted(classes) and len(rows) == len(classes) == 10
+    predictions, targets = np.load(run / "predictions.npy"), np.load(run / "targets.npy")
+    aps = sklearn_aps(predictions, targets)
+    for r in rows:
+        k = int(r["index"])
+        assert (r["mid"], r["display_name"]) == classes[k]
+        assert int(r["positives"]) == int((targets[:, k] >= 0.5).sum())
+        if k in aps:
+            assert float(r["AP"]) == pytest.approx(aps[k], abs=1e-6), r
+        else:
+            assert r["AP"] == ""  # no positive clip: no AP (not counted in mAP)
+    scored = [float(r["AP"]) for r in rows if r["AP"]]
+    assert scored == sorted(scored, reverse=True)  # best class first
+
+
+def test_bootstrap_zero_gives_no_ci(run, tmp_path):
+    assert main(["-q", "evaluate", str(run), "--bootstrap", "0", "--out", str(tmp_path / "e")]) == 0
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert set(metrics) == {"best", "ensemble", "wa"}
+    assert all("mAP_ci95" not in m and "mAP" in m for m in metrics.values())
+
+
+@pytest.mark.parametrize("checkpoint, predictions", [("best", "predictions.npy"), ("wa", "predictions_wa.npy")])
+def test_checkpoint_on_the_runs_eval_datafile_reproduces_its_predictions(run, tmp_path, checkpoint, predictions):
+    datafile = yaml.safe_load((run / "config.yaml").read_text())["data"]["eval"]
+    args = ["-q", "evaluate", str(run), "--data", datafile, "--bootstrap", "0", "--out", str(tmp_path / "e")]
+    assert main(args + ([] if checkpoint == "best" else ["--checkpoint", checkpoint])) == 0
+    metrics = json.loads((tmp_path / "e" / "metrics.json").read_text())
+    assert set(metrics) == {checkpoint}
+    own = sklearn_map(np.load(run / predictions), np.load(run / "targets.npy"))
+    assert metrics[checkpoint]["mAP"] == pytest.approx(own, abs=1e-6)
+    assert (tmp_path / "e" / f"per_class_{checkpoint}.csv").is_file()
+
+
+def test_evaluate_a_folder_that_is_not_a_finished_run_is_a_one_line_error(run, tiny_synth, tmp_path, capsys):
+    assert main(["-q", "evaluate", str(tiny_synth), "--out", str(tmp_path / "e")]) == 2
+    assert "is not a run folder" in one_line_error(capsys.readouterr().err, "evaluate")
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    shutil.copy(run / "config.yaml", unfinished)
+    assert main(["-q", "evaluate", str(unfinished)]) == 2
+    assert "no predictions.npy" in one_line_error(capsys.readouterr().err, "evaluate")
+    assert not (tmp_path / "e").exists() and not (unfinished / "eval").exists()
+
+
+def test_ensemble_averages_the_runs_predictions(run, second_run, tmp_path):
+    a, b = np.load(run / "predictions.npy"), np.load(second_run / "predictions.npy")
+    assert a.shape == b.shape and not np.array_equal(a, b)  # the seeds gave different models
+    out = tmp_path / "ens"
+    assert main(["-q", "ensemble", str(run), str(second_run), "--out", str(out)]) == 0
+    average = np.load(out / "predictions.npy")
+    assert average.shape == a.shape and np.array_equal(average, (a + b) / 2)
+    targets = np.load(run / "targets.npy")
+    assert np.array_equal(np.load(out / "targets.npy"), targets)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["members"] == [str(run), str(second_run)] and metrics["use"] == "best"
+    assert metrics["ensemble"]["mAP"] == pytest.approx(sklearn_map(average, targets), abs=1e-6)
+    low, high = metrics["ensemble"]["mAP_ci95"]
+    assert low < metrics["ensemble"]["mAP"] < high
+    assert (out / "per_class_ensemble.csv").is_file()
+
+
+def _variant(src: Path, dst: Path, change: str) -> Path:
+    """A copy of run `src` that was evaluated on other clips or with another class list."""
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("checkpoints"))
+    if change == "fewer clips":
+        for name in ("targets.npy", "predictions.npy"):
+            np.save(dst / name, np.load(dst / name)[:-4])
+    elif change == "other order":
+        for name in ("targets.npy", "predictions.npy"):
+            np.save(dst / name, np.load(dst / name)[::-1])
+    else:  # another class list: one class replaced
+        config = yaml.safe_load((dst / "config.yaml").read_text())
+        lines = Path(config["data"]["labels"]).read_text().splitlines()
+        lines[-1] = lines[-1].split(",")[0] + ',/m/0other,"Another class"'
+        (dst / "labels.csv").write_text("\n".join(lines) + "\n")
+        config["data"]["labels"] = str(dst / "labels.csv")
+        (dst / "config.yaml").write_text(yaml.safe_dump(config))
+    return dst
+
+
+@pytest.mark.parametrize("change", ["fewer clips", "other order", "other classes"])
+def test_ensemble_of_runs_on_different_eval_sets_or_classes_is_a_one_line_error(run, second_run, tmp_path, capsys,
+                                                                                 change):
+    other = _variant(second_run, tmp_path / "other", change)
+    out = tmp_path / "ens"
+    assert main(["-q", "ensemble", str(run), str(other), "--out", str(out)]) == 2
+    err = one_line_error(capsys.readouterr().err, "ensemble")
+    assert str(other) in err and "other clips or classes" in err
+    assert not out.exists()
+
+
+def test_ensemble_of_one_run_is_a_one_line_error(run, tmp_path, capsys):
+    assert main(["-q", "ensemble", str(run), "--out", str(tmp_path / "ens")]) == 2
+    assert "at least two runs" in one_line_error(capsys.readouterr().err, "ensemble")
+    assert not (tmp_path / "ens").exists()
