@@ -18,16 +18,17 @@ from atdr.errors import AtdrError
 # Subcommand name -> module in atdr.commands, in the order of the pipeline.
 COMMANDS = {
     "synth": "synth",
+    "link": "link",
     "prep": "prep",
     "weights": "weights",
     "norm-stats": "norm_stats",
+    "models": "models",
     "train": "train",
     "evaluate": "evaluate",
     "ensemble": "ensemble",
-    "tag": "tag",
-    "models": "models",
-    "convert-checkpoint": "convert_checkpoint",
     "compare": "compare",
+    "tag": "tag",
+    "convert-checkpoint": "convert_checkpoint",
 }
 
 

@@ -31,7 +31,7 @@ SMALL = {
     "ast": dict(model_size="tiny224", fstride=16, tstride=16),
     "psla": dict(eff_b=0, att_head=2),
     "efficientnet": dict(eff_b=0, att_head=1, att_activation="sigmoid"),
-    "resnet": dict(),
+    "resnet": dict(depth=18),
     "tal": dict(embedding_size=64),
     "taltrans": dict(embedding_size=64, transformer_dropout=0.1),
     "transformer": dict(embedding_size=32),
@@ -158,6 +158,7 @@ def test_unknown_hyper_parameter_names_the_key_and_the_valid_ones():
         ("psla", dict(eff_b=8), "eff_b must be 0..7"),
         ("psla", dict(att_head=-1), "att_head must be an integer >= 0"),
         ("resnet", dict(att_activation="tanh"), "att_activation must be one of"),
+        ("resnet", dict(depth=20), "depth must be 18, 34, 50, 101 or 152"),
     ],
 )
 def test_bad_values_raise_atdr_error(name, overrides, message):

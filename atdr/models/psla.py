@@ -113,7 +113,7 @@ def _effnet_key(key: str, blocks: list[tuple[str, dict[str, str]]]) -> str:
 @register_model(
     "psla",
     aliases=("efficientnet",),
-    defaults=dict(eff_b=2, att_head=4, att_activation="softmax"),
+    defaults=dict(eff_b=2, att_head=4, att_activation="softmax", bn_momentum=0.01),
     frontend="kaldi128",
     description="PSLA: EfficientNet + multi-head attention pooling",
     checkpoint_filter=checkpoint_filter_fn,
@@ -125,7 +125,8 @@ class EffNetAttention(AudioTagger):
     Matches PSLA's `efficientnet_pytorch` backbone: the same static padding (computed for the
     ImageNet image size of B{eff_b}; timm's dynamic "same" padding differs from it on B1-B7),
     BatchNorm eps 1e-3 / momentum 0.01, drop-connect 0.2 and PyTorch's default init, so
-    converted PSLA checkpoints give the same outputs.
+    converted PSLA checkpoints give the same outputs. With momentum 0.01 the BatchNorm running
+    statistics need thousands of steps to settle: raise `bn_momentum` (e.g. 0.1) for short runs.
     PSLA's AvgPool2d((4, 1)) averages the 4 frequency rows left of 128 mel bins, i.e. this mean;
     the mean also works for other sizes. Paper recipe (run-psla.sh): B2, 4 heads, softmax,
     kaldi128 x 1024 frames, no ImageNet weights.
@@ -142,13 +143,16 @@ class EffNetAttention(AudioTagger):
         eff_b: int,
         att_head: int,
         att_activation: str,
+        bn_momentum: float,
     ) -> None:
         super().__init__(label_dim=label_dim, n_mels=n_mels, target_length=target_length)
+        if not 0 < bn_momentum <= 1:
+            raise AtdrError(f"psla: bn_momentum must be in (0, 1], got {bn_momentum}")
         if not 0 <= eff_b < len(IMAGE_SIZE):
             raise AtdrError(f"psla: eff_b must be 0..{len(IMAGE_SIZE) - 1}, got {eff_b}")
         self.effnet = timm.create_model(
             f"tf_efficientnet_b{eff_b}", pretrained=False, in_chans=1, num_classes=0, global_pool="",
-            drop_path_rate=0.2, bn_momentum=0.01,
+            drop_path_rate=0.2, bn_momentum=bn_momentum,
         )  # fmt: skip
         convs = _static_padding(self.effnet, IMAGE_SIZE[eff_b])
         for m in self.effnet.modules():  # efficientnet_pytorch keeps PyTorch's default init
@@ -166,13 +170,13 @@ class EffNetAttention(AudioTagger):
 
 @register_model(
     "resnet",
-    defaults=dict(att_activation="softmax"),
+    defaults=dict(depth=50, att_activation="softmax"),
     frontend="mel64",
-    description="PSLA ResNet-50 + single-head attention pooling",
+    description="PSLA ResNet-50 (depth 18-152) + single-head attention pooling",
 )
 class ResNetAttention(AudioTagger):
-    """ResNet-50 (timm, 1 input channel, torchvision's init) on the `(freq, time)`
-    spectrogram, mean over the frequency axis, then single-head `AttentionPooling`.
+    """ResNet-`depth` (timm, 1 input channel, torchvision's init; the paper: 50) on the
+    `(freq, time)` spectrogram, mean over the frequency axis, then single-head `AttentionPooling`.
 
     Difference from the original: it reshapes the flattened ResNet output to
     `[batch, 2048, 4, n_mels // 4]` (128 mel bins) or `[batch, 832, 4, 16]` (64 mel bins)
@@ -185,10 +189,12 @@ class ResNetAttention(AudioTagger):
 
     output = "probs"
 
-    def __init__(self, *, label_dim: int, n_mels: int, target_length: int, att_activation: str) -> None:
+    def __init__(self, *, label_dim: int, n_mels: int, target_length: int, depth: int, att_activation: str) -> None:
         super().__init__(label_dim=label_dim, n_mels=n_mels, target_length=target_length)
+        if depth not in (18, 34, 50, 101, 152):
+            raise AtdrError(f"resnet: depth must be 18, 34, 50, 101 or 152, got {depth}")
         self.model = timm.create_model(
-            "resnet50", pretrained=False, in_chans=1, num_classes=0, global_pool="", zero_init_last=False
+            f"resnet{depth}", pretrained=False, in_chans=1, num_classes=0, global_pool="", zero_init_last=False
         )
         self.attention = AttentionPooling(self.model.num_features, label_dim, 1, att_activation)
 

@@ -1,0 +1,96 @@
+# Config validation and the helpers every stage uses. Run configs are built by atdr.workflow.
+from pathlib import Path
+
+import atdr.workflow as atdr_workflow
+from atdr.errors import AtdrError
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+
+# Jobs run `python -m atdr` from this checkout, in the project venv or a conda env (envs/).
+shell.prefix(
+    f'set -euo pipefail; export PYTHONPATH="{Path(workflow.basedir).parent}"' + '"${{PYTHONPATH:+:$PYTHONPATH}}"; '
+)
+
+validate(config, "../schemas/config.schema.yaml")
+try:
+    atdr_workflow.check(config)
+except AtdrError as e:
+    raise WorkflowError(f"config: {e}")
+
+DATASETS = list(config["datasets"])
+MODELS = list(config["models"])
+SEEDS = [str(s) for s in config["seeds"]]
+ENSEMBLES = list(config["ensembles"])
+RESULTS = atdr_workflow.RESULTS
+
+
+def choice(names):
+    """A wildcard constraint matching exactly these names (nothing when the list is empty)."""
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
+
+def of_source(source):
+    return [d for d, ds in config["datasets"].items() if ds["source"] == source]
+
+
+wildcard_constraints:
+    dataset=choice(DATASETS),
+    model=choice(MODELS),
+    seed=r"\d+",
+    ensemble=choice(ENSEMBLES),
+    frontend=r"(kaldi|mel)\d+",
+
+
+def download_dir(w):
+    return f"{RESULTS}/{w.dataset}/download"
+
+
+def segment_names(dataset):
+    ds = config["datasets"][dataset]
+    return " ".join(ds["train_segments"] + ds["eval_segments"])
+
+
+def segment_args(w):
+    """`--segments FILE` for each segment list of a split (train or eval)."""
+    names = config["datasets"][w.dataset][f"{w.split}_segments"]
+    return " ".join(f"--segments {download_dir(w)}/{name}" for name in names)
+
+
+def run_path(w):
+    return atdr_workflow.run_dir(w.dataset, w.model, w.seed)
+
+
+def train_inputs(w):
+    """Datafiles, class list, weights and norm stats a run reads."""
+    data = atdr_workflow.data_dir(w.dataset)
+    inputs = {
+        "config": f"{run_path(w)}/run.yaml",
+        "train": f"{data}/train.json",
+        "eval": f"{data}/eval.json",
+        "labels": f"{download_dir(w)}/class_labels_indices.csv",
+    }
+    if config["datasets"][w.dataset]["balanced_sampling"]:
+        inputs["weights"] = f"{data}/train_weight.csv"
+    if atdr_workflow.uses_norm_stats(config, w.dataset, w.model):
+        frontend = atdr_workflow.frontend_of(config, w.dataset, w.model)
+        inputs["stats"] = f"{data}/stats_{frontend}.json"
+    return inputs
+
+
+def ensemble_members(w):
+    return [atdr_workflow.run_dir(w.dataset, m, w.seed) for m in config["ensembles"][w.ensemble]]
+
+
+def run_dirs():
+    return [atdr_workflow.run_dir(d, m, s) for d in DATASETS for m in MODELS for s in SEEDS]
+
+
+def ensemble_dirs():
+    return [f"{RESULTS}/{d}/ensembles/{e}/seed{s}" for d in DATASETS for e in ENSEMBLES for s in SEEDS]
+
+
+def comparison_outputs():
+    tables = [f"{RESULTS}/comparison/table.{ext}" for ext in ("csv", "md", "tex")]
+    figures = [f"{RESULTS}/comparison/{name}.png" for name in ("mAP_by_model", "per_class_ap", "training_curves", "mAP_vs_params")]
+    return tables + figures + [f"{RESULTS}/comparison/mAP_by_model.pdf"]
