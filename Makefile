@@ -5,8 +5,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 CORES ?= all
+# Workflow jobs call `python -m atdr`: the venv's python must come first.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test install clean
+.PHONY: run test install schema clean
 
 $(BIN)/atdr: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,11 +18,18 @@ $(BIN)/atdr: pyproject.toml
 install: $(BIN)/atdr
 
 run: install
-	$(BIN)/snakemake --cores $(CORES) --profile workflow/profiles/default
-	@echo "Tables and figures: results/comparison/  (report: snakemake --report report.html)"
+	$(BIN)/snakemake --cores $(CORES)
+	@echo
+	@echo "Comparison table: results/comparison/table.md (also .csv, .tex)"
+	@echo "Figures:          results/comparison/*.png, mAP_by_model.pdf"
+	@echo "Report:           $(BIN)/snakemake --report report.html"
 
 test: install
 	$(BIN)/python -m pytest
+
+# Regenerate the workflow config schema from the run config (atdr/config.py, atdr/workflow.py).
+schema: install
+	$(BIN)/python -m atdr.workflow > workflow/schemas/config.schema.yaml
 
 clean:
 	rm -rf $(VENV) .snakemake results/*/ report.html

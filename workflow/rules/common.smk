@@ -12,6 +12,8 @@ shell.prefix(
     f'set -euo pipefail; export PYTHONPATH="{Path(workflow.basedir).parent}"' + '"${{PYTHONPATH:+:$PYTHONPATH}}"; '
 )
 
+if not config:
+    raise WorkflowError("no config: run from the repository root (the default profile loads config/config.yaml) or pass --configfile")
 validate(config, "../schemas/config.schema.yaml")
 try:
     atdr_workflow.check(config)

@@ -7,6 +7,7 @@ rule evaluate:
         summary=f"{RESULTS}/{{dataset}}/{{model}}/seed{{seed}}/summary.json",
         predictions=f"{RESULTS}/{{dataset}}/{{model}}/seed{{seed}}/predictions.npy",
         targets=f"{RESULTS}/{{dataset}}/{{model}}/seed{{seed}}/targets.npy",
+        best=f"{RESULTS}/{{dataset}}/{{model}}/seed{{seed}}/checkpoints/best.pt",
     output:
         metrics=f"{RESULTS}/{{dataset}}/{{model}}/seed{{seed}}/eval/metrics.json",
         per_class=f"{RESULTS}/{{dataset}}/{{model}}/seed{{seed}}/eval/per_class_best.csv",

@@ -1,0 +1,144 @@
+"""The Snakemake workflow: the whole default DAG in a temporary folder, re-runs, the report,
+the paper's DAG, lint and config validation."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEFILE = ROOT / "workflow" / "Snakefile"
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+FINAL = ["table.csv", "table.md", "table.tex", "mAP_by_model.png", "mAP_by_model.pdf", "per_class_ap.png",
+         "training_curves.png", "mAP_vs_params.png"]
+
+
+def snakemake(workdir: Path, *args: str, config: Path = ROOT / "config" / "config.yaml") -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(workdir),
+           "--configfile", str(config), "--cores", "2", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=workdir)
+
+
+def planned(result: subprocess.CompletedProcess) -> dict[str, int]:
+    """Job counts by rule from a dry run's job-stats table."""
+    output = result.stdout + result.stderr
+    assert "Job stats:" in output, output[-2000:]
+    table = output.split("Job stats:")[1].split("total")[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """The default workflow, run once end to end in a fresh folder (a few minutes on 2 cores)."""
+    workdir = tmp_path_factory.mktemp("workflow")
+    result = snakemake(workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
+
+
+@pytest.mark.slow
+def test_default_workflow_produces_the_comparison(finished):
+    out = finished / "results" / "comparison"
+    for name in FINAL:
+        assert (out / name).stat().st_size > 1000, name
+    for png in out.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "mAP_by_model.pdf").read_bytes()[:5] == b"%PDF-"
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    table = pd.read_csv(out / "table.csv")
+    assert sorted(table.model) == sorted([*config["models"], *config["ensembles"]])
+    runs = table[table.architecture != "ensemble"]
+    assert runs.mAP.between(0, 1).all() and (runs.mAP_ci_low <= runs.mAP).all() and (runs.mAP <= runs.mAP_ci_high).all()
+    chance = 0.25  # well above the class prevalence of the embedded data (~0.17)
+    assert runs.mAP.max() > chance
+    md = (out / "table.md").read_text()
+    assert all(model in md for model in table.model)
+    for model in config["models"]:
+        run = finished / "results" / "synth" / model / "seed0"
+        assert (run / "checkpoints" / "last.pt").exists() and (run / "eval" / "metrics.json").exists()
+        assert (finished / "results" / "logs" / "synth" / model / "seed0" / "train.log").exists()
+        assert (finished / "results" / "benchmarks" / "synth" / model / "seed0" / "train.tsv").exists()
+
+
+@pytest.mark.slow
+def test_rerun_after_success_does_nothing(finished):
+    result = snakemake(finished, "-n")
+    assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_report_renders(finished):
+    result = snakemake(finished, "--report", "report.html")
+    assert result.returncode == 0, result.stderr[-2000:]
+    html = (finished / "report.html").read_text(errors="ignore")
+    assert len(html) > 100_000 and "mAP_by_model.png" in html and "table.csv" in html
+
+
+@pytest.mark.slow
+def test_deleting_a_checkpoint_reruns_only_that_branch(finished):
+    (finished / "results" / "synth" / "crnn" / "seed0" / "checkpoints" / "best.pt").unlink()
+    dry = snakemake(finished, "-n")
+    jobs = planned(dry)
+    assert jobs["train"] == 1 and "results/synth/crnn/seed0/summary.json" in dry.stdout
+    assert jobs["evaluate"] == 1 and "run_config" not in jobs and "norm_stats" not in jobs
+    result = snakemake(finished)  # the finished run resumes from last.pt: no retraining, same outputs
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "epoch 1/" not in (finished / "results" / "logs" / "synth" / "crnn" / "seed0" / "train.log").read_text()
+    assert snakemake(finished, "-n").stdout.count("rule train") == 0
+
+
+@pytest.mark.slow
+def test_changing_one_models_setting_reruns_only_that_model(finished, tmp_path):
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["models"]["linear"]["augment"] = {"freqm": 4}
+    changed = tmp_path / "config.yaml"
+    changed.write_text(yaml.safe_dump(config))
+    dry = snakemake(finished, "-n", config=changed)
+    jobs = planned(dry)
+    assert jobs["run_config"] == 1 and jobs["train"] == 1 and "results/synth/linear/seed0/run.yaml" in dry.stdout
+    assert "norm_stats" not in jobs and "synth" not in jobs
+
+
+def test_paper_config_plans_the_full_audioset_dag_without_data(tmp_path):
+    result = snakemake(tmp_path, "-n", config=ROOT / "config" / "paper.yaml")
+    assert result.returncode == 0, result.stderr[-2000:]
+    paper = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
+    runs = len(paper["datasets"]) * len(paper["models"]) * len(paper["seeds"])
+    assert planned(result) == {
+        "link_folder": 2, "datafile": 4, "weights": 1, "run_config": runs, "train": runs, "evaluate": runs,
+        "ensemble": len(paper["datasets"]) * len(paper["ensembles"]), "compare": 1, "all": 1,
+    }
+
+
+def test_lint_has_no_findings(tmp_path):
+    result = snakemake(tmp_path, "--lint")
+    assert result.returncode == 0 and "Congratulations, your workflow is in a good condition" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c["models"]["linear"].setdefault("augment", {}).update(freqmm=4), "'freqmm' was unexpected"),
+    (lambda c: c["datasets"]["synth"].update(sorce="synth"), "'sorce' was unexpected"),
+    (lambda c: c["models"]["linear"]["model"]["params"].update(hiden_dim=3), "model 'linear' has no hyper-parameter 'hiden_dim'"),
+    (lambda c: c["ensembles"].update(pair=["linear", "vgg"]), "ensembles.pair: unknown model 'vgg'"),
+    (lambda c: c["models"].update(data=c["models"]["linear"]), "'data' is reserved"),
+    (lambda c: c["models"]["crnn"]["data"].update(frontend="mel80"), "target_length has no entry for front-end mel80"),
+])
+def test_config_mistakes_are_reported_readably(tmp_path, edit, message):
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    edit(config)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "-n", config=path)
+    assert result.returncode != 0 and message in result.stdout + result.stderr
+
+
+def test_schema_file_is_generated_from_the_run_config():
+    from atdr.workflow import schema_yaml
+
+    assert (ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text() == schema_yaml(), "run `make schema`"
