@@ -62,5 +62,5 @@ def claim_gpus(n: int, lock_dir: str | Path | None = None, wait_s: float = 600.0
         for _, f in claimed:
             f.close()
         if time.monotonic() > deadline:
-            raise AtdrError(f"no {n} free GPUs after {wait_s:.0f} s (locks in {lock_dir})")
+            raise AtdrError(f"could not claim {n} free GPU(s) within {wait_s:g} s: other jobs hold them (locks in {lock_dir})")
         time.sleep(2.0)

@@ -229,10 +229,10 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device) -> dic
         for epoch in range(state.epoch + 1, t.epochs + 1):
             sampler.set_epoch(epoch, start=state.consumed)
             net.train()
-            bar = tqdm(train_loader, desc=f"epoch {epoch}/{t.epochs}", unit="batch", leave=False,
-                       disable=None if world.is_main else True)
+            bar = tqdm(total=len(sampler) * world.size, desc=f"epoch {epoch}/{t.epochs}", unit="clip", leave=False,
+                       disable=None if world.is_main else True)  # clips/s and loss on a terminal
             tick = time.perf_counter()
-            for batch in _until_stopped(bar, stop):
+            for batch in _until_stopped(train_loader, stop):
                 if (cfg.optim.warmup_steps and state.step <= cfg.optim.warmup_steps
                         and state.step % cfg.optim.warmup_every == 0):
                     for group in optimizer.param_groups:  # the original: lr = step / warmup * lr, every 50 steps
@@ -262,8 +262,11 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device) -> dic
                     if state.step % t.log_every == 0:
                         state.steps.append({"step": state.step, "epoch": epoch, "loss": value, "lr": lr})
                         if bar.disable and world.is_main:
-                            log.info("epoch %d step %d: loss %.4f, lr %.3g", epoch, state.step, value, lr)
+                            rate = state.loss_count * world.size / max(state.epoch_seconds + time.perf_counter() - tick, 1e-9)
+                            log.info("epoch %d step %d: loss %.4f, lr %.3g, %.0f clips/s", epoch, state.step, value,
+                                     lr, rate)
                     bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+                bar.update(rank_batch * world.size)
                 if world.any(stop.received is not None):
                     state.epoch_seconds += time.perf_counter() - tick
                     state.train_seconds += time.perf_counter() - tick

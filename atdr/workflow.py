@@ -36,6 +36,16 @@ def deep_merge(base: dict, override: dict) -> dict:
     return merged
 
 
+def canonical(value: Any) -> Any:
+    """`value` with every mapping's keys sorted, so that Snakemake, which compares the params of
+    a job with the last run's, sees no change when only the order of keys in the config did."""
+    if isinstance(value, dict):
+        return {k: canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [canonical(v) for v in value]
+    return value
+
+
 def data_dir(dataset: str) -> str:
     return f"{RESULTS}/{dataset}/data"
 
@@ -84,7 +94,7 @@ def run_config(config: dict, dataset: str, model: str, seed: int) -> dict:
         data["norm_stats"] = f"{root}/stats_{frontend}.json"
     doc["data"] = data
     doc.setdefault("train", {})["seed"] = int(seed)
-    return doc
+    return canonical(doc)
 
 
 def write_run_config(path: str, doc: dict) -> None:

@@ -92,7 +92,10 @@ def ensemble_dirs():
     return [f"{RESULTS}/{d}/ensembles/{e}/seed{s}" for d in DATASETS for e in ENSEMBLES for s in SEEDS]
 
 
-def comparison_outputs():
+def final_targets():
+    """The comparison table and figures, and every run's best checkpoint (deleting one
+    retrains only that run and what depends on it)."""
     tables = [f"{RESULTS}/comparison/table.{ext}" for ext in ("csv", "md", "tex")]
     figures = [f"{RESULTS}/comparison/{name}.png" for name in ("mAP_by_model", "per_class_ap", "training_curves", "mAP_vs_params")]
-    return tables + figures + [f"{RESULTS}/comparison/mAP_by_model.pdf"]
+    checkpoints = [f"{run}/checkpoints/best.pt" for run in run_dirs()]
+    return tables + figures + [f"{RESULTS}/comparison/mAP_by_model.pdf"] + checkpoints

@@ -9,7 +9,7 @@ rule synth:
         audio=directory(f"{RESULTS}/{{dataset}}/download/audio"),
     params:
         out=download_dir,
-        synth=lambda w: config["datasets"][w.dataset]["synth"],
+        synth=lambda w: atdr_workflow.canonical(config["datasets"][w.dataset]["synth"]),
     wildcard_constraints:
         dataset=choice(of_source("synth")),
     conda:
