@@ -76,7 +76,8 @@ class _StopSignals:
 
 
 def _until_stopped(batches, stop: _StopSignals):
-    """Iterate `batches`; if a stop signal also ended the data workers, end the epoch quietly."""
+    """Iterate `batches`; if a stop signal also ended the data workers, end early (the loop then
+    saves and stops)."""
     iterator = iter(batches)
     while True:
         try:
@@ -223,6 +224,18 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device) -> dic
         checkpoint.ModelBundle(cfg.model.name, cfg.model.params, d.frontend, d.target_length, mean, std,
                                list(labels.mids), list(labels.names), state_dict, info).save(ckpt_dir / name)
 
+    def stop_if_signalled(epoch: int, tick: float, bar: tqdm) -> None:
+        """After a step: if SIGTERM/SIGINT reached any process, save last.pt and stop."""
+        if not world.any(stop.received is not None):
+            return
+        state.epoch_seconds += time.perf_counter() - tick
+        state.train_seconds += time.perf_counter() - tick
+        save_last()
+        bar.close()
+        code = EXIT_PREEMPTED if stop.received == signal.SIGTERM else EXIT_INTERRUPTED
+        raise Stopped(code, f"stopped at epoch {epoch}, step {state.step}; state saved to {last_path}. "
+                            "Run the same command again to resume.")
+
     net = DistributedDataParallel(model) if world.size > 1 else model
     base_lr = cfg.optim.lr
     with _StopSignals() as stop:
@@ -267,14 +280,8 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device) -> dic
                                      lr, rate)
                     bar.set_postfix(loss=f"{value:.4f}", refresh=False)
                 bar.update(rank_batch * world.size)
-                if world.any(stop.received is not None):
-                    state.epoch_seconds += time.perf_counter() - tick
-                    state.train_seconds += time.perf_counter() - tick
-                    save_last()
-                    bar.close()
-                    code = EXIT_PREEMPTED if stop.received == signal.SIGTERM else EXIT_INTERRUPTED
-                    raise Stopped(code, f"stopped at epoch {epoch}, step {state.step}; state saved to {last_path}. "
-                                        "Run the same command again to resume.")
+                stop_if_signalled(epoch, tick, bar)
+            stop_if_signalled(epoch, tick, bar)  # the signal may also have ended the data workers
             bar.close()
             seconds = state.epoch_seconds + time.perf_counter() - tick
             state.train_seconds += time.perf_counter() - tick
@@ -323,6 +330,8 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device) -> dic
         return {}
 
     # Final outputs (also rewritten when a finished run is run again)
+    _write_csv(out / "metrics.csv", state.history)
+    _write_csv(out / "steps.csv", state.steps)
     targets = extra["targets"].numpy()
     write_npy(out / "targets.npy", targets)
     write_npy(out / "predictions.npy", extra["best_predictions"].numpy())

@@ -102,11 +102,13 @@ def test_finished_run_only_rewrites_its_outputs(trained_run, tmp_path, caplog):
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
     before = np.load(run / "predictions.npy")
-    (run / "checkpoints" / "best.pt").unlink()
-    (run / "predictions.npy").unlink()
+    metrics = (run / "metrics.csv").read_text()
+    for name in ("checkpoints/best.pt", "predictions.npy", "metrics.csv", "summary.json", "targets.npy"):
+        (run / name).unlink()  # as Snakemake does with a job's outputs before running it again
     assert main(["train", "--config", str(run / "config.yaml"), "--out", str(run)]) == 0
-    assert (run / "checkpoints" / "best.pt").is_file()
+    assert (run / "checkpoints" / "best.pt").is_file() and (run / "summary.json").is_file()
     assert np.array_equal(np.load(run / "predictions.npy"), before)
+    assert (run / "metrics.csv").read_text() == metrics
     assert "epoch 1/" not in caplog.text  # nothing was trained again
 
 
