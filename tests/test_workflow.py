@@ -3,9 +3,10 @@ the paper's DAG, lint and config validation."""
 
 import os
 import re
-import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -142,3 +143,36 @@ def test_schema_file_is_generated_from_the_run_config():
     from atdr.workflow import schema_yaml
 
     assert (ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text() == schema_yaml(), "run `make schema`"
+
+
+@pytest.mark.slow
+def test_a_preempted_training_job_is_retried_and_resumes(tmp_path):
+    """SIGTERM to a running training job (what SLURM sends): the profile's retry resumes it."""
+    import psutil
+
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["datasets"]["synth"]["synth"] = {"train": 64, "eval": 24, "seconds": 1.0, "seed": 0}
+    config["models"] = {"linear": config["models"]["linear"]}
+    config["ensembles"] = {}
+    config["run_defaults"]["train"].update(epochs=4, log_every=1, wa_start=1)
+    config["bootstrap"] = 20
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(tmp_path),
+           "--configfile", str(path), "--cores", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, cwd=tmp_path)
+    log = tmp_path / "results" / "logs" / "synth" / "linear" / "seed0" / "train.log"
+    trainer = None
+    for _ in range(600):  # wait until training is inside epoch 2
+        if log.exists() and "epoch 2 step" in log.read_text():
+            trainer = next(p for p in psutil.process_iter(["cmdline"])
+                           if p.info["cmdline"][:4] == [sys.executable, "-m", "atdr", "train"]
+                           or p.info["cmdline"][1:4] == ["-m", "atdr", "train"])
+            break
+        time.sleep(0.2)
+    assert trainer is not None, "training never reached epoch 2"
+    trainer.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=600) == 0
+    assert "resuming results/synth/linear/seed0 from epoch" in log.read_text()  # the retry's log
+    metrics = pd.read_csv(tmp_path / "results" / "synth" / "linear" / "seed0" / "metrics.csv")
+    assert list(metrics.epoch) == [1, 2, 3, 4]
