@@ -74,7 +74,7 @@ def test_paper_recipe_defaults():
     assert taltrans.frontend == "mel64" and (taltrans.n_mels, taltrans.target_length) == (64, 400)
     assert {k: taltrans.defaults[k] for k in ("embedding_size", "n_trans_layers", "addpos", "transformer_dropout")} == \
         dict(embedding_size=1024, n_trans_layers=2, addpos=True, transformer_dropout=0.75)
-    assert get_spec("psla").defaults == dict(eff_b=2, att_head=4, att_activation="softmax")
+    assert get_spec("psla").defaults == dict(eff_b=2, att_head=4, att_activation="softmax", bn_momentum=0.01)
     assert (get_spec("tal").n_mels, get_spec("tal").target_length) == (128, 1024)
     assert get_spec("ast").output == "logits"
     assert all(s.output == "probs" for s in list_specs() if s.name != "ast")
