@@ -12,6 +12,18 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_AUDIOSET = ROOT.parent / "shared" / "fixtures" / "audioset"
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for modules of many tiny models: two OpenMP threads on two shared
+    cores make small ops very slow when the machine is busy."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def audioset_fixtures() -> Path:
     """Real AudioSet metadata and one clip (../shared/fixtures/audioset); skip where absent."""

@@ -15,13 +15,7 @@ from atdr.models.convert import convert_state_dict, read_original
 AST_SMALL = dict(model_size="tiny224", fstride=16, tstride=16)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two OpenMP threads on two shared cores make small ops very slow when the machine is busy."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _as_published_ast(model: torch.nn.Module) -> dict[str, torch.Tensor]:
