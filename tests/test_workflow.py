@@ -176,3 +176,10 @@ def test_a_preempted_training_job_is_retried_and_resumes(tmp_path):
     assert "resuming results/synth/linear/seed0 from epoch" in log.read_text()  # the retry's log
     metrics = pd.read_csv(tmp_path / "results" / "synth" / "linear" / "seed0" / "metrics.csv")
     assert list(metrics.epoch) == [1, 2, 3, 4]
+
+
+def test_slurm_profile_plans_the_paper_dag(tmp_path):
+    result = snakemake(tmp_path, "-n", "--workflow-profile", str(ROOT / "workflow" / "profiles" / "slurm"),
+                       config=ROOT / "config" / "paper.yaml")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert planned(result)["train"] == 14
