@@ -39,6 +39,18 @@ def load(path: str | Path) -> Any:
         raise AtdrError(f"cannot load checkpoint {path}: {(str(e).splitlines() or [type(e).__name__])[0]}") from None
 
 
+def load_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict in a checkpoint file, unwrapping `{"model": ...}` (DeiT releases) and
+    `{"state_dict": ...}` wrappers."""
+    state = load(path)
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict):
+        raise AtdrError(f"{path} does not hold a state dict")
+    return state
+
+
 @dataclass
 class ModelBundle:
     """A trained model and everything needed to feed it."""

@@ -10,7 +10,8 @@ from atdr.errors import AtdrError
 from atdr.checkpoint import ModelBundle
 from atdr.data.labels import LabelSet
 from atdr.models import create
-from atdr.models.convert import convert_state_dict, read_original
+from atdr.checkpoint import load_state_dict
+from atdr.models.convert import convert_state_dict
 
 AST_SMALL = dict(model_size="tiny224", fstride=16, tstride=16)
 
@@ -73,7 +74,7 @@ def test_models_without_published_checkpoints_have_no_converter(tmp_path):
     with pytest.raises(AtdrError, match="no converter for model 'tal': original checkpoints convert for ast, psla"):
         convert_state_dict({}, "tal")
     with pytest.raises(AtdrError, match="checkpoint not found"):
-        read_original(tmp_path / "nothing.pth")
+        load_state_dict(tmp_path / "nothing.pth")
 
 
 def _efficientnet_pytorch_b(b: int):

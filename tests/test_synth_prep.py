@@ -1,7 +1,6 @@
 """The embedded dataset generator and `atdr prep` on AudioSet-format folders."""
 
 import hashlib
-import json
 
 import numpy as np
 import pytest

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-import torch
 
 from atdr.data.datafile import Clip, read_datafile
 from atdr.data.dataset import AudioDataset

@@ -37,12 +37,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from atdr.checkpoint import ModelBundle
+    from atdr.checkpoint import ModelBundle, load_state_dict
     from atdr.data.features import get_frontend
     from atdr.data.labels import LabelSet
     from atdr.errors import AtdrError
     from atdr.models import get_spec, parse_overrides, without_pretraining
-    from atdr.models.convert import convert_state_dict, read_original
+    from atdr.models.convert import convert_state_dict
 
     if args.std <= 0:
         raise AtdrError("--std must be positive")
@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> None:
     frontend = get_frontend(args.frontend or get_spec(args.model).frontend)
     target_length = args.target_length or frontend.default_target_length
     overrides = parse_overrides(args.model, args.set)
-    model = convert_state_dict(read_original(args.src), args.model, label_dim=len(labels), n_mels=frontend.n_mels,
+    model = convert_state_dict(load_state_dict(args.src), args.model, label_dim=len(labels), n_mels=frontend.n_mels,
                                target_length=target_length, **overrides)
     params = without_pretraining(get_spec(args.model).hparams(overrides))
     ModelBundle(model.model_name, params, frontend.name, target_length, args.mean, args.std, list(labels.mids),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from atdr.checkpoint import load_state_dict
 from atdr.errors import AtdrError
 
 ENV_VAR = "ATDR_CHECKPOINTS"
@@ -30,12 +31,4 @@ def load_pretrained(filename: str, url: str) -> dict[str, torch.Tensor]:
             f"pretrained weights {filename} not found in {directory}/ (set {ENV_VAR} to change the directory): "
             f"download {url} and save it there as {filename}"
         )
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # corrupt or foreign file: say which one
-        raise AtdrError(f"cannot read pretrained weights {path}: {e}") from None
-    if isinstance(state, dict) and isinstance(state.get("model"), dict):
-        state = state["model"]
-    if not isinstance(state, dict):
-        raise AtdrError(f"{path} does not hold a state dict")
-    return state
+    return load_state_dict(path)

@@ -7,7 +7,6 @@ a model bundle (atdr.checkpoint).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -60,20 +59,3 @@ def convert_state_dict(
         )
     model.load_state_dict(mapped)
     return model
-
-
-def read_original(src: str | Path) -> dict[str, torch.Tensor]:
-    """The state dict in a published checkpoint file (`{"model": ...}`/`{"state_dict": ...}` unwrapped)."""
-    src = Path(src)
-    if not src.is_file():
-        raise AtdrError(f"checkpoint not found: {src}")
-    try:
-        state = torch.load(src, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise AtdrError(f"cannot read checkpoint {src}: {str(e).splitlines()[0]}") from None
-    for key in ("state_dict", "model"):  # common wrappers
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict):
-        raise AtdrError(f"{src} does not hold a state dict")
-    return state
