@@ -78,8 +78,7 @@ class AudioDataset(Dataset):
         if wave is None:
             return None
         target = self.labels.encode(self.clips[index].labels)
-        aug = self.augment if seed is not None else Augment()
-        rng = np.random.default_rng(seed)
+        aug, rng = (self.augment, np.random.default_rng(seed)) if seed is not None else (Augment(), None)
 
         if aug.mixup > 0 and rng.random() < aug.mixup:
             partner = int(rng.integers(len(self.clips)))
