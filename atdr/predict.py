@@ -56,7 +56,7 @@ def predict(model: torch.nn.Module, loader: DataLoader, device: torch.device, lo
         if loss_fn is not None:
             losses.append(loss_fn(out, y).item())
             sizes.append(len(x))
-        probs.append((torch.sigmoid(out) if model.output == "logits" else out).cpu())
+        probs.append(model.proba(out).cpu())
         targets.append(y.cpu())
     loss = float(np.average(losses, weights=sizes)) if losses else float("nan")
     return torch.cat(probs).numpy(), torch.cat(targets).numpy(), loss

@@ -147,8 +147,7 @@ def _check_seeds_agree(seeds: pd.DataFrame) -> None:
 def _gflops(row: pd.Series) -> float:
     """GFLOPs of one clip at the run's input size (NaN for an ensemble)."""
     from atdr.data.features import get_frontend
-    from atdr.models import complexity
-    from atdr.models._registry import without_pretraining
+    from atdr.models import complexity, without_pretraining
 
     if row["architecture"] == "ensemble":
         return math.nan

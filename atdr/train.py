@@ -33,7 +33,7 @@ from atdr import checkpoint
 from atdr.atomic import atomic_path, write_npy, write_text
 from atdr.config import RunConfig, results_relevant
 from atdr.data.datafile import read_datafile
-from atdr.data.dataset import Augment, AudioDataset, collate
+from atdr.data.dataset import AudioDataset, collate
 from atdr.data.features import get_frontend
 from atdr.data.labels import LabelSet
 from atdr.data.sampler import EpochSampler
@@ -164,7 +164,7 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device) -> dic
     train_clips, eval_clips = read_datafile(d.train, labels), read_datafile(d.eval, labels)
     weights = read_weights(d.weights, len(train_clips)) if d.weights else None
     train_set = AudioDataset(train_clips, labels, frontend, d.target_length, (mean, std),
-                             Augment(**cfg.augment.model_dump()), skip_unreadable=t.skip_unreadable)
+                             cfg.augment, skip_unreadable=t.skip_unreadable)
     eval_set = AudioDataset(eval_clips, labels, frontend, d.target_length, (mean, std), skip_unreadable=t.skip_unreadable)
     sampler = EpochSampler(len(train_set), weights, t.seed, world.rank, world.size)
     loader_args = dict(num_workers=t.num_workers, collate_fn=collate, pin_memory=device.type == "cuda",
@@ -250,7 +250,7 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device) -> dic
                         and state.step % cfg.optim.warmup_every == 0):
                     for group in optimizer.param_groups:  # the original: lr = step / warmup * lr, every 50 steps
                         group["lr"] = state.step / cfg.optim.warmup_steps * base_lr
-                state.consumed = min(state.consumed + rank_batch, len(sampler) + sampler.start)
+                state.consumed = min(state.consumed + rank_batch, sampler.per_rank)
                 if batch is not None:
                     x, y = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
                     with torch.autocast(device.type, enabled=amp):

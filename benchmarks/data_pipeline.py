@@ -19,7 +19,8 @@ from pathlib import Path
 from torch.utils.data import DataLoader
 
 from atdr.data.audio import load_audio
-from atdr.data.dataset import Augment, AudioDataset, collate
+from atdr.config import AugmentConfig
+from atdr.data.dataset import AudioDataset, collate
 from atdr.data.datafile import read_datafile
 from atdr.data.features import get_frontend, pad_or_crop
 from atdr.data.labels import LabelSet
@@ -49,7 +50,7 @@ def main() -> None:
             return lambda: [pad_or_crop(fe(load_audio(c.wav)), frames[name]) for c in clips]
 
         train_set = AudioDataset(clips, labels, get_frontend("kaldi128"), frames["kaldi128"], (-5.0, 4.0),
-                                 Augment(mixup=0.5, freqm=48, timem=192))
+                                 AugmentConfig(mixup=0.5, freqm=48, timem=192))
         sampler = EpochSampler(len(clips), seed=0)
         sampler.set_epoch(1)
         loader = DataLoader(train_set, 16, sampler=sampler, num_workers=2, collate_fn=collate)

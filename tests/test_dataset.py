@@ -10,7 +10,8 @@ from torch.utils.data import DataLoader
 from atdr.data.audio import load_audio
 from atdr.data.augment import mix_waveforms, spec_augment
 from atdr.data.datafile import Clip, read_datafile
-from atdr.data.dataset import Augment, AudioDataset, collate
+from atdr.config import AugmentConfig
+from atdr.data.dataset import AudioDataset, collate
 from atdr.data.features import get_frontend, pad_or_crop
 from atdr.data.labels import LabelSet
 from atdr.data.sampler import EpochSampler
@@ -26,7 +27,7 @@ def data(tiny_synth):
 
 def make(data, **augment):
     clips, labels = data
-    return AudioDataset(clips, labels, get_frontend("kaldi128"), 100, (MEAN, STD), Augment(**augment))
+    return AudioDataset(clips, labels, get_frontend("kaldi128"), 100, (MEAN, STD), AugmentConfig(**augment))
 
 
 def test_eval_item_is_normalised_features_and_multi_hot_target(data):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, default_collate
 
+from atdr.config import AugmentConfig
 from atdr.data.audio import load_audio
 from atdr.data.augment import mix_waveforms, noise_and_roll, spec_augment
 from atdr.data.datafile import Clip
@@ -17,17 +17,6 @@ from atdr.data.labels import LabelSet
 from atdr.errors import AtdrError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Augment:
-    """Training augmentation settings (the recipes' `mixup`, `freqm`, `timem`, `noise`)."""
-
-    mixup: float = 0.0  # probability that a clip is mixed with a random partner
-    mixup_alpha: float = 10.0  # lambda ~ Beta(alpha, alpha)
-    freqm: int = 0  # SpecAugment frequency mask width bound (0 = off)
-    timem: int = 0  # SpecAugment time mask width bound (0 = off)
-    noise: bool = False  # additive noise + random roll (Speech Commands)
 
 
 class AudioDataset(Dataset):
@@ -45,7 +34,7 @@ class AudioDataset(Dataset):
         frontend: FrontEnd,
         target_length: int,
         norm: tuple[float, float] | None,
-        augment: Augment | None = None,
+        augment: AugmentConfig | None = None,
         skip_unreadable: bool = False,
     ) -> None:
         self.clips = clips
@@ -53,7 +42,7 @@ class AudioDataset(Dataset):
         self.frontend = frontend
         self.target_length = target_length
         self.norm = norm
-        self.augment = augment or Augment()
+        self.augment = augment or AugmentConfig()
         self.skip_unreadable = skip_unreadable
         self._reported: set[str] = set()
 
@@ -78,7 +67,7 @@ class AudioDataset(Dataset):
         if wave is None:
             return None
         target = self.labels.encode(self.clips[index].labels)
-        aug, rng = (self.augment, np.random.default_rng(seed)) if seed is not None else (Augment(), None)
+        aug, rng = (self.augment, np.random.default_rng(seed)) if seed is not None else (AugmentConfig(), None)
 
         if aug.mixup > 0 and rng.random() < aug.mixup:
             partner = int(rng.integers(len(self.clips)))

@@ -37,7 +37,10 @@ class AudioTagger(nn.Module):
         self.n_mels = n_mels
         self.target_length = target_length
 
+    def proba(self, output: torch.Tensor) -> torch.Tensor:
+        """Probabilities from `forward`'s output (for code that also needs the raw output)."""
+        return torch.sigmoid(output) if self.output == "logits" else output
+
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         """Class probabilities `[batch, label_dim]` in [0, 1]."""
-        y = self(x)
-        return torch.sigmoid(y) if self.output == "logits" else y
+        return self.proba(self(x))
