@@ -9,6 +9,9 @@ from atdr.config import RunConfig, load_config
 from atdr.data.labels import LabelSet
 from atdr.errors import AtdrError
 
+# A run's eval-set predictions: best epoch, checkpoint ensemble, weight averaging.
+PREDICTIONS = {"best": "predictions.npy", "ensemble": "predictions_ensemble.npy", "wa": "predictions_wa.npy"}
+
 
 @dataclass(frozen=True)
 class Run:

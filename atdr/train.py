@@ -44,6 +44,7 @@ from atdr.errors import AtdrError
 from atdr.metrics import evaluate
 from atdr.models import create
 from atdr.predict import make_loss, predict
+from atdr.run import PREDICTIONS
 
 log = logging.getLogger(__name__)
 
@@ -334,8 +335,8 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device) -> dic
     _write_csv(out / "steps.csv", state.steps)
     targets = extra["targets"].numpy()
     write_npy(out / "targets.npy", targets)
-    write_npy(out / "predictions.npy", extra["best_predictions"].numpy())
-    write_npy(out / "predictions_ensemble.npy", extra["ensemble_predictions"].numpy())
+    write_npy(out / PREDICTIONS["best"], extra["best_predictions"].numpy())
+    write_npy(out / PREDICTIONS["ensemble"], extra["ensemble_predictions"].numpy())
     save_bundle(extra["best_model"], extra["best_scores"], "best.pt")
     summary = {
         "model": cfg.model.name,
@@ -355,7 +356,7 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device) -> dic
         averaged = {k: v / extra["wa_count"] if v.is_floating_point() else v for k, v in extra["wa_sum"].items()}
         model.load_state_dict(averaged)
         probs, _, _ = predict(model, eval_loader, device, loss_fn, amp)
-        write_npy(out / "predictions_wa.npy", probs)
+        write_npy(out / PREDICTIONS["wa"], probs)
         wa_scores = evaluate(probs, targets)
         save_bundle(averaged, {"epochs": extra["wa_count"], **wa_scores.as_dict()}, "wa.pt")
         summary["wa"] = {"epochs": [cfg.train.wa_start, cfg.train.wa_end or cfg.train.epochs], **wa_scores.as_dict()}

@@ -28,11 +28,10 @@ def run(args: argparse.Namespace) -> None:
     from atdr.atomic import write_npy
     from atdr.errors import AtdrError
     from atdr.evaluate import load_predictions, write_report
-    from atdr.run import read_run
+    from atdr.run import PREDICTIONS, read_run
 
     if len(args.runs) < 2:
         raise AtdrError("an ensemble needs at least two runs")
-    suffix = {"best": "", "ensemble": "_ensemble", "wa": "_wa"}[args.use]
     first = read_run(Path(args.runs[0]))
     targets = load_predictions(Path(args.runs[0]) / "targets.npy")
     predictions = []
@@ -40,7 +39,7 @@ def run(args: argparse.Namespace) -> None:
         run_info = read_run(run_dir)
         if run_info.labels != first.labels or not np.array_equal(load_predictions(run_dir / "targets.npy"), targets):
             raise AtdrError(f"{run_dir} was evaluated on other clips or classes than {args.runs[0]}")
-        predictions.append(load_predictions(run_dir / f"predictions{suffix}.npy"))
+        predictions.append(load_predictions(run_dir / PREDICTIONS[args.use]))
     average = np.mean(predictions, axis=0)
     out = Path(args.out)
     write_npy(out / "predictions.npy", average)

@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     from atdr.evaluate import load_predictions, write_report
     from atdr.errors import AtdrError
-    from atdr.run import read_run
+    from atdr.run import PREDICTIONS, read_run
 
     run_dir = Path(args.run)
     out = Path(args.out) if args.out else run_dir / "eval"
@@ -42,9 +42,8 @@ def run(args: argparse.Namespace) -> None:
         sets, labels = {args.checkpoint: predictions}, bundle.labels
     else:
         labels = read_run(run_dir).labels
-        sets = {name: load_predictions(run_dir / f"predictions{suffix}.npy")
-                for name, suffix in (("best", ""), ("ensemble", "_ensemble"), ("wa", "_wa"))
-                if (run_dir / f"predictions{suffix}.npy").exists()}
+        sets = {name: load_predictions(run_dir / file) for name, file in PREDICTIONS.items()
+                if (run_dir / file).exists()}
         if "best" not in sets:
             raise AtdrError(f"{run_dir} has no predictions.npy: is the run finished? (atdr train writes it at the end)")
         targets = load_predictions(run_dir / "targets.npy")
