@@ -25,7 +25,9 @@ class DataConfig(_Section):
     """Datafiles, class list, features and normalisation."""
 
     train: Path = Field(description="training datafile (json)")
-    eval: Path = Field(description="evaluation datafile, also validated on after every epoch")
+    valid: Path | None = Field(
+        None, description="validation datafile: the best epoch is chosen on it, eval is only reported (None: chosen on eval)")
+    eval: Path = Field(description="evaluation datafile: the reported numbers (also used for selection without valid)")
     labels: Path = Field(description="class_labels_indices.csv")
     weights: Path | None = Field(None, description="per-clip weight file: balanced sampling when set (`bal=bal`)")
     frontend: str = Field("kaldi128", description="kaldi<N> or mel<N> (paper: kaldi128, mel64)")
@@ -84,13 +86,22 @@ class TrainConfig(_Section):
     seed: int = Field(0, description="seeds initialisation, sampling and augmentation")
     loss: Literal["auto", "bce", "ce"] = Field(
         "auto", description="auto: BCE (with logits for logit models) for multilabel, cross-entropy for singlelabel")
-    amp: bool = Field(True, description="mixed precision (CUDA only)")
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = Field(
+        "auto", description="forward pass in fp32 or under fp16/bf16 autocast; auto: as the original (fp16 for AST, "
+                            "fp32 otherwise); fp16 needs CUDA. Evaluation is always fp32")
     wa_start: int | None = Field(None, ge=1, description="first epoch of weight averaging (None = off)")
     wa_end: int | None = Field(None, ge=1, description="last epoch of weight averaging (None = last epoch)")
     num_workers: int = Field(2, ge=0, description="data loading processes")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when available")
     log_every: int = Field(100, gt=0, description="log a line every this many steps when not on a terminal")
     skip_unreadable: bool = Field(True, description="skip (and log once) clips that cannot be read")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, values: Any) -> Any:
+        if isinstance(values, dict) and "amp" in values:
+            raise ValueError("'amp' was replaced by 'precision' (auto, fp32, fp16 or bf16)")
+        return values
 
     @model_validator(mode="after")
     def _wa_window(self) -> TrainConfig:

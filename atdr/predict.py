@@ -41,18 +41,18 @@ def make_loss(kind: str, output: str) -> LossFn:
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, loader: DataLoader, device: torch.device, loss_fn: LossFn | None = None,
-            amp: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
-    """`(probabilities [clips, classes], targets [clips, classes], mean loss or NaN)`."""
+def predict(model: torch.nn.Module, loader: DataLoader, device: torch.device,
+            loss_fn: LossFn | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """`(probabilities [clips, classes], targets [clips, classes], mean loss or NaN)`, computed in
+    fp32 whatever precision the model was trained in: half-precision outputs would round
+    probabilities into ties and change the AP ranking."""
     model.eval()
     probs, targets, losses, sizes = [], [], [], []
     for batch in loader:
         if batch is None:
             continue
         x, y = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
-        with torch.autocast(device.type, enabled=amp):
-            out = model(x)
-        out = out.float()
+        out = model(x).float()
         if loss_fn is not None:
             losses.append(loss_fn(out, y).item())
             sizes.append(len(x))

@@ -1,13 +1,17 @@
 """The training loop: one run = one model, one dataset, one seed (see `atdr.config.RunConfig`).
 
 Reads top to bottom: data, model, optimiser, resume, then epochs of (warm-up, step, evaluate,
-checkpoint). Everything needed to continue exactly lives in `checkpoints/last.pt`, written
-atomically at the end of every epoch and when SIGTERM/SIGINT arrives mid-epoch; running the same
-command again resumes where it stopped and ends bit-identical (CPU, fixed seed) to a run that
-was never interrupted.
+checkpoint), then the final outputs. Everything needed to continue exactly lives in
+`checkpoints/last.pt`, written atomically at the end of every epoch and when SIGTERM/SIGINT
+arrives mid-epoch; running the same command again resumes where it stopped and ends
+bit-identical (CPU, fixed seed) to a run that was never interrupted.
 
-Outputs in the run folder: config.yaml, metrics.csv (per epoch), steps.csv (per logged step),
-checkpoints/{last,best,wa}.pt, predictions.npy / targets.npy (best epoch, eval set),
+Model selection: with a validation set (`data.valid`) the best epoch, the checkpoint ensemble and
+early numbers are chosen on it and the eval set is only reported; without one, both happen on the
+eval set, as the paper's AudioSet protocol (`summary.json` says which: `selected_on`).
+
+Outputs in the run folder: config.yaml, metrics.csv (per epoch, selection set), steps.csv (per
+logged step), checkpoints/{last,best,wa}.pt, predictions.npy / targets.npy (best epoch, eval set),
 predictions_ensemble.npy (checkpoint ensemble), predictions_wa.npy (weight averaging),
 summary.json.
 """
@@ -20,6 +24,7 @@ import logging
 import math
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -43,7 +48,8 @@ from atdr.distributed import World, close_world, init_world
 from atdr.errors import AtdrError
 from atdr.metrics import evaluate
 from atdr.models import create
-from atdr.predict import make_loss, predict
+from atdr.precision import resolve as resolve_precision
+from atdr.predict import LossFn, make_loss, predict
 from atdr.run import PREDICTIONS
 
 log = logging.getLogger(__name__)
@@ -94,7 +100,7 @@ def _until_stopped(batches, stop: _StopSignals):
 
 @dataclass
 class RunState:
-    """Everything that changes during a run; saved in last.pt."""
+    """Everything that changes during a run, but the tensors; saved in last.pt."""
 
     epoch: int = 0  # completed epochs
     step: int = 0  # optimiser steps taken
@@ -155,26 +161,33 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device) -> dic
     t, d = cfg.train, cfg.data
     if t.batch_size % world.size:
         raise AtdrError(f"train.batch_size {t.batch_size} is not divisible by the {world.size} processes")
-    amp = t.amp and device.type == "cuda"
     torch.manual_seed(t.seed)
 
-    # Data
+    # Data. Each loader draws its workers' seeds from its own generator, not the global RNG,
+    # so that a resumed run's dropout sees the same random numbers as an uninterrupted one.
     labels = LabelSet.read(d.labels)
     frontend = get_frontend(d.frontend)
     mean, std = _norm(cfg)
-    train_clips, eval_clips = read_datafile(d.train, labels), read_datafile(d.eval, labels)
+    train_clips = read_datafile(d.train, labels)
+    scored = {name: read_datafile(path, labels) for name, path in (("valid", d.valid), ("eval", d.eval)) if path}
+    selection = "valid" if "valid" in scored else "eval"  # the set the best epoch is chosen on
     weights = read_weights(d.weights, len(train_clips)) if d.weights else None
     train_set = AudioDataset(train_clips, labels, frontend, d.target_length, (mean, std),
                              cfg.augment, skip_unreadable=t.skip_unreadable)
-    eval_set = AudioDataset(eval_clips, labels, frontend, d.target_length, (mean, std), skip_unreadable=t.skip_unreadable)
     sampler = EpochSampler(len(train_set), weights, t.seed, world.rank, world.size)
-    loader_args = dict(num_workers=t.num_workers, collate_fn=collate, pin_memory=device.type == "cuda",
-                       worker_init_fn=_ignore_stop_signals)
     rank_batch = t.batch_size // world.size
-    train_loader = DataLoader(train_set, rank_batch, sampler=sampler, **loader_args)
-    eval_loader = DataLoader(eval_set, 2 * t.batch_size, shuffle=False, **loader_args)
 
-    # Model, loss, optimiser, schedule
+    def loader(dataset: AudioDataset, batch_size: int, **kwargs) -> DataLoader:
+        return DataLoader(dataset, batch_size, num_workers=t.num_workers, collate_fn=collate,
+                          pin_memory=device.type == "cuda", worker_init_fn=_ignore_stop_signals,
+                          generator=torch.Generator().manual_seed(t.seed), **kwargs)
+
+    train_loader = loader(train_set, rank_batch, sampler=sampler)
+    scored_loaders = {name: loader(AudioDataset(clips, labels, frontend, d.target_length, (mean, std),
+                                                skip_unreadable=t.skip_unreadable), 2 * t.batch_size)
+                      for name, clips in scored.items()}
+
+    # Model, loss, optimiser, schedule, precision
     model = create(cfg.model.name, label_dim=len(labels), n_mels=frontend.n_mels, target_length=d.target_length,
                    **cfg.model.params).to(device)
     loss_kind = t.loss if t.loss != "auto" else ("bce" if d.task == "multilabel" else "ce")
@@ -182,9 +195,9 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device) -> dic
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.optim.lr,
                                  betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, cfg.optim.milestones, cfg.optim.gamma)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp)
-    main_metric = "mAP" if d.task == "multilabel" else "acc"
-    wa_start, wa_end = t.wa_start, t.wa_end or t.epochs
+    precision = resolve_precision(t.precision, cfg.model.name, device)
+    autocast, scaler = precision.autocast(), precision.grad_scaler()
+    scoring = Scoring(scored_loaders, selection, "mAP" if d.task == "multilabel" else "acc", device, loss_fn)
 
     # Resume
     ckpt_dir = out / "checkpoints"
@@ -208,9 +221,10 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device) -> dic
                 log.info("resuming %s from epoch %d, step %d", out, state.epoch + (state.consumed > 0), state.step)
     if world.is_main:
         write_text(out / "config.yaml", cfg.dump())
-        log.info("%s: %s on %d clips (%d eval), %.2fM parameters, %s%s", out, cfg.model.name, len(train_clips),
-                 len(eval_clips), sum(p.numel() for p in model.parameters()) / 1e6, device,
-                 f" x{world.size}" if world.size > 1 else "")
+        sizes = ", ".join(f"{len(clips)} {name}" for name, clips in scored.items())
+        log.info("%s: %s on %d clips (%s; best epoch chosen on %s), %.2fM parameters, %s%s, %s", out, cfg.model.name,
+                 len(train_clips), sizes, selection, sum(p.numel() for p in model.parameters()) / 1e6, device,
+                 f" x{world.size}" if world.size > 1 else "", precision.name)
 
     def save_last() -> None:
         if world.is_main:
@@ -254,7 +268,7 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device) -> dic
                 state.consumed = min(state.consumed + rank_batch, sampler.per_rank)
                 if batch is not None:
                     x, y = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
-                    with torch.autocast(device.type, enabled=amp):
+                    with autocast:
                         output = net(x)
                     loss = loss_fn(output.float(), y)
                     optimizer.zero_grad(set_to_none=True)
@@ -272,8 +286,8 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device) -> dic
                     state.step += 1
                     state.loss_sum += value * len(x)
                     state.loss_count += len(x)
-                    lr = optimizer.param_groups[0]["lr"]
                     if state.step % t.log_every == 0:
+                        lr = optimizer.param_groups[0]["lr"]
                         state.steps.append({"step": state.step, "epoch": epoch, "loss": value, "lr": lr})
                         if bar.disable and world.is_main:
                             rate = state.loss_count * world.size / max(state.epoch_seconds + time.perf_counter() - tick, 1e-9)
@@ -287,41 +301,21 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device) -> dic
             seconds = state.epoch_seconds + time.perf_counter() - tick
             state.train_seconds += time.perf_counter() - tick
 
-            # Evaluate (main process), checkpoint ensemble, weight averaging
             if world.is_main:
-                probs, targets, valid_loss = predict(model, eval_loader, device, loss_fn, amp)
-                scores = evaluate(probs, targets)
-                extra["ensemble_sum"] = extra.get("ensemble_sum", 0) + torch.from_numpy(probs).double()
-                ensemble = (extra["ensemble_sum"] / epoch).numpy()
-                ens_scores = evaluate(ensemble, targets)
-                score = getattr(scores, main_metric)
-                if score > state.best_score:
-                    state.best_epoch, state.best_score = epoch, score
-                    extra["best_model"] = _cpu_state(model)
-                    extra["best_predictions"] = torch.from_numpy(probs)
-                    extra["best_scores"] = {"epoch": epoch, **scores.as_dict()}
+                row = scoring.epoch(epoch, model, state, extra)
+                if state.best_epoch == epoch:
                     save_bundle(extra["best_model"], extra["best_scores"], "best.pt")
-                if getattr(ens_scores, main_metric) > state.ensemble_score:
-                    state.ensemble_epoch, state.ensemble_score = epoch, getattr(ens_scores, main_metric)
-                    extra["ensemble_predictions"] = torch.from_numpy(ensemble)
-                extra["targets"] = torch.from_numpy(targets)
-                if wa_start is not None and wa_start <= epoch <= wa_end:
-                    current = _cpu_state(model)
-                    wa = extra.get("wa_sum")
-                    extra["wa_sum"] = {k: (wa[k] + v if wa is not None and v.is_floating_point() else v.clone())
-                                       for k, v in current.items()}
-                    extra["wa_count"] = extra.get("wa_count", 0) + 1
-                row = {"epoch": epoch, "step": state.step, **scores.as_dict(),
-                       "ensemble_mAP": ens_scores.mAP, "ensemble_acc": ens_scores.acc,
-                       "train_loss": state.loss_sum / max(state.loss_count, 1), "valid_loss": valid_loss,
-                       "lr": optimizer.param_groups[0]["lr"], "epoch_seconds": seconds,
-                       "clips_per_s": state.loss_count * world.size / max(seconds, 1e-9)}
+                row.update(train_loss=state.loss_sum / max(state.loss_count, 1), lr=optimizer.param_groups[0]["lr"],
+                           epoch_seconds=seconds, clips_per_s=state.loss_count * world.size / max(seconds, 1e-9))
                 state.history.append(row)
                 _write_csv(out / "metrics.csv", state.history)
                 _write_csv(out / "steps.csv", state.steps)
-                log.info("epoch %d/%d: %s %.4f (ensemble %.4f), train loss %.4f, valid loss %.4f, %.0f clips/s",
-                         epoch, t.epochs, main_metric, score, getattr(ens_scores, main_metric), row["train_loss"],
-                         valid_loss, row["clips_per_s"])
+                metric = scoring.main_metric
+                log.info("epoch %d/%d: %s %s %.4f (ensemble %.4f), train loss %.4f, %s loss %.4f, %.0f clips/s", epoch,
+                         t.epochs, selection, metric, row[metric], row[f"ensemble_{metric}"], row["train_loss"],
+                         selection, row["valid_loss"], row["clips_per_s"])
+                if t.wa_start is not None and t.wa_start <= epoch <= (t.wa_end or t.epochs):
+                    _accumulate_average(extra, _cpu_state(model))
             scheduler.step()
             state.epoch, state.consumed, state.loss_sum, state.loss_count, state.epoch_seconds = epoch, 0, 0.0, 0, 0.0
             save_last()
@@ -329,8 +323,55 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device) -> dic
 
     if not world.is_main:
         return {}
+    return _write_outputs(cfg, out, model, scoring, state, extra, save_bundle, world.size if device.type == "cuda" else 0)
 
-    # Final outputs (also rewritten when a finished run is run again)
+
+@dataclass(frozen=True)
+class Scoring:
+    """The scored sets (`eval`, and `valid` when given) and how an epoch is judged: on the
+    `selection` set's `main_metric`."""
+
+    loaders: dict[str, DataLoader]
+    selection: str
+    main_metric: str
+    device: torch.device
+    loss_fn: LossFn
+
+    def epoch(self, epoch: int, model: torch.nn.Module, state: RunState, extra: dict) -> dict:
+        """Predict every scored set; keep the best epoch and the best checkpoint ensemble
+        (epochs 1..n averaged), both chosen on the selection set, with their eval predictions.
+        Returns the epoch's metrics row (selection set)."""
+        results = {name: predict(model, loader, self.device, self.loss_fn) for name, loader in self.loaders.items()}
+        sums = extra.setdefault("ensemble_sum", {})
+        for name, (probs, _, _) in results.items():
+            sums[name] = sums.get(name, 0) + torch.from_numpy(probs).double()
+        probs, targets, loss = results[self.selection]
+        scores, ens_scores = evaluate(probs, targets), evaluate((sums[self.selection] / epoch).numpy(), targets)
+        eval_probs, eval_targets, _ = results["eval"]
+        if getattr(scores, self.main_metric) > state.best_score:
+            state.best_epoch, state.best_score = epoch, getattr(scores, self.main_metric)
+            extra["best_model"] = _cpu_state(model)
+            extra["best_predictions"] = torch.from_numpy(eval_probs)
+            extra["best_scores"] = {"epoch": epoch, **evaluate(eval_probs, eval_targets).as_dict()}
+        if getattr(ens_scores, self.main_metric) > state.ensemble_score:
+            state.ensemble_epoch, state.ensemble_score = epoch, getattr(ens_scores, self.main_metric)
+            extra["ensemble_predictions"] = (sums["eval"] / epoch).float()
+        extra["targets"] = torch.from_numpy(eval_targets)
+        return {"epoch": epoch, "step": state.step, **scores.as_dict(), "ensemble_mAP": ens_scores.mAP,
+                "ensemble_acc": ens_scores.acc, "valid_loss": loss}
+
+
+def _accumulate_average(extra: dict, weights: dict[str, torch.Tensor]) -> None:
+    """Add one epoch's weights to the weight-averaging sum (integer buffers keep the latest value)."""
+    total = extra.get("wa_sum")
+    extra["wa_sum"] = {k: (total[k] + v if total is not None and v.is_floating_point() else v.clone())
+                       for k, v in weights.items()}
+    extra["wa_count"] = extra.get("wa_count", 0) + 1
+
+
+def _write_outputs(cfg: RunConfig, out: Path, model: torch.nn.Module, scoring: Scoring, state: RunState, extra: dict,
+                   save_bundle: Callable[[dict, dict, str], None], gpus: int) -> dict:
+    """The run's final files (also rewritten when a finished run is run again); returns the summary."""
     _write_csv(out / "metrics.csv", state.history)
     _write_csv(out / "steps.csv", state.steps)
     targets = extra["targets"].numpy()
@@ -342,10 +383,11 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device) -> dic
         "model": cfg.model.name,
         "seed": cfg.train.seed,
         "epochs": cfg.train.epochs,
-        "main_metric": main_metric,
+        "main_metric": scoring.main_metric,
+        "selected_on": scoring.selection,
         "params": sum(p.numel() for p in model.parameters()),
-        "device": device.type,
-        "gpus": world.size if device.type == "cuda" else 0,
+        "device": scoring.device.type,
+        "gpus": gpus,
         "train_seconds": state.train_seconds,
         "clips_per_s": float(np.mean([r["clips_per_s"] for r in state.history])),
         "best": extra["best_scores"],
@@ -355,12 +397,13 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device) -> dic
     if "wa_sum" in extra:
         averaged = {k: v / extra["wa_count"] if v.is_floating_point() else v for k, v in extra["wa_sum"].items()}
         model.load_state_dict(averaged)
-        probs, _, _ = predict(model, eval_loader, device, loss_fn, amp)
+        probs, _, _ = predict(model, scoring.loaders["eval"], scoring.device)
         write_npy(out / PREDICTIONS["wa"], probs)
         wa_scores = evaluate(probs, targets)
         save_bundle(averaged, {"epochs": extra["wa_count"], **wa_scores.as_dict()}, "wa.pt")
         summary["wa"] = {"epochs": [cfg.train.wa_start, cfg.train.wa_end or cfg.train.epochs], **wa_scores.as_dict()}
     write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    log.info("%s: best %s %.4f at epoch %d; summary in %s", out, main_metric, state.best_score, state.best_epoch,
-             out / "summary.json")
+    metric = scoring.main_metric
+    log.info("%s: best %s %.4f on %s at epoch %d (eval %s %.4f); summary in %s", out, metric, state.best_score,
+             scoring.selection, state.best_epoch, metric, extra["best_scores"][metric], out / "summary.json")
     return summary

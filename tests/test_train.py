@@ -68,8 +68,13 @@ def _train_cmd(config: Path, out: Path) -> list[str]:
     return [ATDR, "train", "--config", str(config), "--out", str(out)]
 
 
-def test_sigterm_saves_and_the_same_command_resumes_bit_identically(tiny_synth, tmp_path):
-    config = write_run_config(tmp_path / "run.yaml", tiny_synth, TINY_TAL,
+TINY_LINEAR = {"name": "linear", "params": {"hidden_dim": 32, "dropout": 0.3}}
+
+
+@pytest.mark.parametrize("model, frontend, frames", [(TINY_TAL, "kaldi128", 100), (TINY_LINEAR, "mel64", 40)],
+                         ids=["crnn", "linear-with-dropout"])
+def test_sigterm_saves_and_the_same_command_resumes_bit_identically(tiny_synth, tmp_path, model, frontend, frames):
+    config = write_run_config(tmp_path / "run.yaml", tiny_synth, model, frontend=frontend, target_length=frames,
                               augment={"mixup": 0.5, "freqm": 20, "timem": 20},
                               train={"epochs": 3, "log_every": 1, "num_workers": 2, "wa_start": 2})
     assert main(["-q", "train", "--config", str(config), "--out", str(tmp_path / "straight")]) == 0
@@ -96,6 +101,38 @@ def test_sigterm_saves_and_the_same_command_resumes_bit_identically(tiny_synth, 
     pd.testing.assert_frame_equal(straight, pd.read_csv(tmp_path / "resumed" / "metrics.csv").drop(columns=TIMING))
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "straight" / "steps.csv"),
                                   pd.read_csv(tmp_path / "resumed" / "steps.csv"))
+
+
+def test_validation_split_selects_the_epoch_and_eval_is_reported(tiny_synth, tmp_path):
+    from atdr.data.datafile import write_datafile
+    from atdr.metrics import evaluate
+
+    valid = tmp_path / "valid.json"
+    write_datafile(valid, read_datafile(tiny_synth / "train.json")[:20])
+    config = write_run_config(tmp_path / "run.yaml", tiny_synth, TINY_TAL, train={"epochs": 3})
+    doc = yaml.safe_load(config.read_text())
+    doc["data"]["valid"] = str(valid)
+    config.write_text(yaml.safe_dump(doc))
+    assert main(["-q", "train", "--config", str(config), "--out", str(tmp_path / "run")]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    metrics = pd.read_csv(tmp_path / "run" / "metrics.csv")  # per epoch, on the validation set
+    assert summary["selected_on"] == "valid"
+    assert summary["best"]["epoch"] == metrics.epoch[metrics.mAP.idxmax()]
+    predictions, targets = np.load(tmp_path / "run" / "predictions.npy"), np.load(tmp_path / "run" / "targets.npy")
+    assert predictions.shape == (24, 10)  # the eval set's clips, not the validation set's 20
+    assert evaluate(predictions, targets).mAP == pytest.approx(summary["best"]["mAP"], abs=1e-12)
+    assert summary["best"]["mAP"] != metrics.mAP.max()
+
+
+def test_eval_predictions_are_fp32_whatever_the_training_precision(tiny_synth, tmp_path):
+    import torch
+
+    config = write_run_config(tmp_path / "run.yaml", tiny_synth, TINY_TAL, train={"epochs": 1, "precision": "bf16"})
+    assert main(["-q", "train", "--config", str(config), "--out", str(tmp_path / "run")]) == 0
+    predictions = torch.from_numpy(np.load(tmp_path / "run" / "predictions.npy"))
+    assert predictions.dtype == torch.float32
+    assert (predictions.bfloat16().float() != predictions).float().mean() > 0.9  # not rounded to bf16
+    assert "bf16" in (tmp_path / "run" / "config.yaml").read_text()
 
 
 def test_finished_run_only_rewrites_its_outputs(trained_run, tmp_path, caplog):
@@ -157,6 +194,7 @@ def test_unreadable_clip_is_logged_once_and_skipped(tiny_synth, tmp_path, caplog
     ({"data": {"mean": 1.0, "std": 2.0}}, "give either norm_stats or mean and std"),
     ({"augment": {"mixup": 1.5}}, "augment.mixup: Input should be less than or equal to 1"),
     ({"train": {"wa_start": 9}}, "wa_start is after the last epoch"),
+    ({"train": {"amp": True}}, "train: 'amp' was replaced by 'precision' (auto, fp32, fp16 or bf16)"),
 ])
 def test_bad_config_is_rejected_before_any_work(tiny_synth, tmp_path, capsys, change, message):
     config = write_run_config(tmp_path / "run.yaml", tiny_synth, TINY_TAL)

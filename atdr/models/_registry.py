@@ -37,6 +37,7 @@ class ModelSpec:
     description: str
     aliases: tuple[str, ...] = ()
     checkpoint_filter: CheckpointFilter | None = field(default=None, repr=False)
+    original_precision: str = "fp32"  # what the original code trained it in: `train.precision: auto`
 
     @property
     def output(self) -> Output:
@@ -78,13 +79,17 @@ def register_model(
     description: str,
     aliases: tuple[str, ...] = (),
     checkpoint_filter: CheckpointFilter | None = None,
+    original_precision: str = "fp32",
 ) -> Callable[[type[AudioTagger]], type[AudioTagger]]:
     """Class decorator: register `cls` under `name` (and `aliases`) with its default hyper-parameters."""
     if frontend not in ("kaldi128", "mel64"):
         raise ValueError(f"{name}: frontend must be kaldi128 or mel64, got {frontend!r}")
+    if original_precision not in ("fp32", "fp16"):
+        raise ValueError(f"{name}: original_precision must be fp32 or fp16, got {original_precision!r}")
 
     def decorate(cls: type[AudioTagger]) -> type[AudioTagger]:
-        spec = ModelSpec(name, cls, MappingProxyType(dict(defaults)), frontend, description, aliases, checkpoint_filter)
+        spec = ModelSpec(name, cls, MappingProxyType(dict(defaults)), frontend, description, aliases, checkpoint_filter,
+                         original_precision)
         for key in (name, *aliases):
             if key in _REGISTRY:
                 raise ValueError(f"model name {key!r} registered twice")

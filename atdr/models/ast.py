@@ -84,6 +84,7 @@ def _strip_published(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Ten
     frontend="mel64",
     description="AST: DeiT vision transformer on overlapping spectrogram patches",
     checkpoint_filter=checkpoint_filter_fn,
+    original_precision="fp16",  # the original decorates ASTModel.forward with @autocast()
 )
 class ASTModel(AudioTagger):
     """Audio Spectrogram Transformer.
