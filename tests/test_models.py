@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import subprocess
+import sys
 
 import pytest
 import timm
@@ -410,6 +412,13 @@ def test_model_bundle_round_trip_rebuilds_without_pretraining_files(tmp_path, mo
     (tmp_path / "truncated.pt").write_bytes((tmp_path / "m.pt").read_bytes()[:1000])
     with pytest.raises(AtdrError, match="cannot load checkpoint"):
         ModelBundle.load(tmp_path / "truncated.pt")
+
+
+def test_the_model_zoo_does_not_import_the_model_bundle():
+    """atdr.checkpoint's bundles build models; the zoo reads weight files through atdr.torchfile,
+    below both, so that the two do not import each other."""
+    code = "import sys, atdr.models, atdr.models.convert; sys.exit('atdr.checkpoint' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
 def test_complexity_counts_parameters_and_flops():
