@@ -168,25 +168,21 @@ class EffNetAttention(AudioTagger):
         return self.attention(x.mean(dim=2).transpose(1, 2))  # (B, T', C) -> (B, K)
 
 
-# The original ResNetAttention reshapes ResNet-50's flattened output to (channels, 4, n_mels / 4),
-# with these channels for its two feature sizes.
-ORIGINAL_CHANNELS = {128: 2048, 64: 832}
+# The original ResNetAttention attends over 832 channels: ResNet-50's output on 64 mel bins x
+# 385-416 frames, 2048 x 2 x 13 values, reshaped to (832, 4, 16). (For 128 mel bins it reshapes to
+# 2048 channels, which its 832-channel attention cannot take: that model does not run.)
+ORIGINAL_RESHAPE = (832, 4, 16)
 RESNET_HEADS = ("mean", "original")
 
 
-def _original_reshape(depth: int, n_mels: int, target_length: int) -> tuple[int, int, int]:
-    """The original head's `(channels, 4, n_mels / 4)`, or AtdrError where it is not defined."""
-    channels = ORIGINAL_CHANNELS.get(n_mels)
-    if depth != 50 or channels is None:
-        raise AtdrError(f"resnet: head=original is defined for depth 50 and 64 or 128 mel bins only, got depth {depth}, "
-                        f"{n_mels} mel bins (head=mean takes any)")
-    rows, frames = -(-n_mels // 32), -(-target_length // 32)  # ResNet-50's output size: /32, rounded up
-    need = channels * n_mels // (2048 * rows)  # output frames the reshape needs
-    if frames != need:
-        raise AtdrError(f"resnet: head=original (the original's reshape to {channels} channels) needs "
-                        f"{32 * need - 31}-{32 * need} frames with {n_mels} mel bins, got {target_length} "
-                        "(head=mean takes any)")
-    return channels, 4, n_mels // 4
+def _check_original_head(depth: int, n_mels: int, target_length: int) -> None:
+    frames = -(-target_length // 32)  # ResNet's output frames: /32, rounded up
+    if (depth, n_mels, frames) != (50, 64, 13):
+        raise AtdrError(
+            "resnet: head=original (the original's reshape of the ResNet-50 output to 832 x 4 x 16) is defined for "
+            f"depth 50 on 64 mel bins x 385-416 frames only, got depth {depth}, {n_mels} x {target_length} "
+            "(head=mean takes any size)"
+        )
 
 
 def resnet_checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: ResNetAttention) -> dict[str, torch.Tensor]:
@@ -214,12 +210,11 @@ class ResNetAttention(AudioTagger):
 
     - `mean` (default): the last feature map averaged over frequency, attention over time
       (2048 channels for ResNet-50); any input size.
-    - `original`: the original ResNetAttention's. The flattened ResNet-50 output is reshaped
-      to `(channels, 4, n_mels / 4)`, 2048 channels for 128 mel bins and 832 for 64, averaged
-      over the axis of 4, and attended over the n_mels / 4 axis. At 128 x 1024 that is the
-      frequency mean; at 64 x 400 (the paper's recipe) it mixes channels, frequency and time.
-      Defined where the original's reshape is: ResNet-50 on 64 mel bins x 385-416 frames or
-      128 x 993-1024; original checkpoints convert with it.
+    - `original`: the original ResNetAttention's. The flattened ResNet-50 output
+      (2048 x 2 x 13 values) is reshaped to `(832, 4, 16)`, mixing channels, frequency and
+      time, averaged over the axis of 4, and attended over the axis of 16. Defined where the
+      original runs: ResNet-50 on 64 mel bins x 385-416 frames (the paper's recipe: 400);
+      original checkpoints convert with it.
 
     Initialised as the original: torchvision's ResNet init (timm's is the same), except the
     1-channel first convolution, a new `nn.Conv2d` there (PyTorch's default init). Paper recipe
@@ -240,12 +235,14 @@ class ResNetAttention(AudioTagger):
             f"resnet{depth}", pretrained=False, in_chans=1, num_classes=0, global_pool="", zero_init_last=False
         )
         self.model.conv1.reset_parameters()
-        self.reshape = _original_reshape(depth, n_mels, target_length) if head == "original" else None
-        channels = self.reshape[0] if self.reshape else self.model.num_features
+        self.original_head = head == "original"
+        if self.original_head:
+            _check_original_head(depth, n_mels, target_length)
+        channels = ORIGINAL_RESHAPE[0] if self.original_head else self.model.num_features
         self.attention = AttentionPooling(channels, label_dim, 1, att_activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.model.forward_features(x.transpose(1, 2).unsqueeze(1))  # (B, 2048, F', T')
-        if self.reshape:
-            x = x.reshape(x.shape[0], *self.reshape)  # (B, C, 4, n_mels / 4)
+        if self.original_head:
+            x = x.reshape(x.shape[0], *ORIGINAL_RESHAPE)  # (B, 832, 4, 16)
         return self.attention(x.mean(dim=2).transpose(1, 2))  # (B, T', C) -> (B, K)
