@@ -1,8 +1,8 @@
 """The self-describing model bundle: a model checkpoint that says how to build and feed it.
 
-A bundle (`best.pt`, `wa.pt`, converted published checkpoints) carries what inference needs
-besides the weights — model name and hyper-parameters, front-end, input length, normalisation
-and the class list — so `atdr tag` cannot feed a model the wrong features.
+A bundle (`best.pt`, `wa.pt`, converted checkpoints of the original code) carries what inference
+needs besides the weights — model name and hyper-parameters, front-end, input length,
+normalisation and the class list — so `atdr tag` cannot feed a model the wrong features.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from atdr.data.features import get_frontend
 from atdr.data.labels import LabelSet
 from atdr.errors import AtdrError
 from atdr.models import create, without_pretraining
-from atdr.torchfile import load, save  # also what train.py's `checkpoint.load`/`checkpoint.save` call
+from atdr.torchfile import load, save  # train.py calls them as checkpoint.load/save too
 
 BUNDLE_FORMAT = "atdr-model-1"
 

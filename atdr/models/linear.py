@@ -23,7 +23,8 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: LinearModel
     description="Linear baseline: per-frame linear layers with LayerNorm + pooled frame classifier",
     original=Original(
         "src/models/linearModels.py:LinearModel",
-        lambda c: dict(n_layers=c["n_layers"], input_dim=c["n_mels"], hidden_dim=c["hidden_dim"], label_dim=c["label_dim"]),
+        lambda c: dict(n_layers=c["n_layers"], input_dim=c["n_mels"], hidden_dim=c["hidden_dim"],
+                       label_dim=c["label_dim"]),
         checkpoint_filter_fn,
         fixed=dict(pooling="att"),
     ),
