@@ -11,8 +11,8 @@ from pathlib import Path
 
 import torch
 
-from atdr.checkpoint import load_state_dict
 from atdr.errors import AtdrError
+from atdr.torchfile import load_state_dict
 
 ENV_VAR = "ATDR_CHECKPOINTS"
 DEFAULT_DIR = "resources/checkpoints"

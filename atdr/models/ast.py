@@ -2,8 +2,8 @@
 
 A DeiT distilled ViT from timm (`self.v`, timm's submodule names) reads overlapping 16x16
 patches of the `(freq, time)` spectrogram; the mean of the cls and distillation tokens goes to
-`mlp_head` (LayerNorm + Linear). Outputs logits. The published AST checkpoints load by
-stripping `module.` (see `checkpoint_filter_fn`).
+`mlp_head` (LayerNorm + Linear). Outputs logits. The original's and the published AST
+checkpoints have these names (see `checkpoint_filter_fn`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from torch import nn
 
 from atdr.errors import AtdrError
 from atdr.models._pretrained import load_pretrained
-from atdr.models._registry import register_model
+from atdr.models._registry import Original, register_model
 from atdr.models.base import AudioTagger
 
 PATCH = 16
@@ -65,7 +65,7 @@ def resize_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int], new_grid: t
 
 
 def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: AudioTagger) -> dict[str, torch.Tensor]:
-    """A published AST state dict -> ours: strip DataParallel's `module.`, drop the unused DeiT heads."""
+    """An original (or published) AST state dict -> ours: the same names; the unused DeiT heads are dropped."""
     return _strip_published(state_dict)
 
 
@@ -83,7 +83,12 @@ def _strip_published(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Ten
     defaults=dict(model_size="base384", fstride=4, tstride=4, imagenet_pretrain=False, audioset_pretrain=False),
     frontend="mel64",
     description="AST: DeiT vision transformer on overlapping spectrogram patches",
-    checkpoint_filter=checkpoint_filter_fn,
+    original=Original(
+        "src/models/ast_models.py:ASTModel",
+        lambda c: dict(label_dim=c["label_dim"], fstride=c["fstride"], tstride=c["tstride"], input_fdim=c["n_mels"],
+                       input_tdim=c["target_length"], model_size=c["model_size"]),
+        checkpoint_filter_fn,
+    ),
     original_precision="fp16",  # the original decorates ASTModel.forward with @autocast()
 )
 class ASTModel(AudioTagger):
