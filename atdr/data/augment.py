@@ -38,15 +38,17 @@ def mix_waveforms(first: torch.Tensor, second: torch.Tensor, lam: float) -> torc
     return mix(first[None], second[None], torch.tensor([lam]))[0]
 
 
-def mask_bands(features: torch.Tensor, freqm: int, timem: int, generator: torch.Generator) -> torch.Tensor:
+def mask_bands(features: torch.Tensor, freqm: int, timem: int, generator: torch.Generator,
+               value: float | torch.Tensor = 0.0) -> torch.Tensor:
     """SpecAugment on `[B, time, freq]`: per example one frequency band (width uniform below
-    `freqm`) and one time band (width uniform below `timem`) set to 0.
+    `freqm`) and one time band (width uniform below `timem`) set to `value`.
 
     torchaudio's `FrequencyMasking` then `TimeMasking` (`mask_along_axis_iid`), drawing the same
     numbers in the same order: for a batch of one, `torch.manual_seed(s)` with torchaudio and a
     generator seeded with `s` here give the same masks.
     """
-    count = features.shape[0]
+    count, frames, bins = features.shape
+    masked = torch.zeros(count, frames, bins, dtype=torch.bool)
     for axis, bound in ((2, freqm), (1, timem)):
         if bound <= 0:
             continue
@@ -55,9 +57,11 @@ def mask_bands(features: torch.Tensor, freqm: int, timem: int, generator: torch.
         start = torch.rand(count, generator=generator) * (size - width)
         first, end = start.long(), start.long() + width.long()
         position = torch.arange(size)
-        band = ((position >= first[:, None]) & (position < end[:, None])).to(features.device)
-        features = features.masked_fill(band[:, None, :] if axis == 2 else band[:, :, None], 0.0)
-    return features
+        band = (position >= first[:, None]) & (position < end[:, None])
+        masked |= band[:, None, :] if axis == 2 else band[:, :, None]
+    if freqm <= 0 and timem <= 0:
+        return features
+    return features.masked_fill(masked.to(features.device), value)
 
 
 def spec_augment(features: torch.Tensor, freqm: int, timem: int, seed: int) -> torch.Tensor:

@@ -95,8 +95,9 @@ class BatchPipeline:
         waves = _as_float(waves)
         if aug.mixup > 0:
             waves, targets = self._mixup(waves, torch.as_tensor(lengths).cpu(), targets, generator)
-        features = self.frontend.batch(waves, lengths, self.target_length)
-        features = self._normalise(mask_bands(features, aug.freqm, aug.timem, generator))
+        features = self._normalise(self.frontend.batch(waves, lengths, self.target_length))
+        # Masks hold 0 before normalisation, as in the original: the normalised value of 0.
+        features = mask_bands(features, aug.freqm, aug.timem, generator, self._normalise(torch.zeros(())))
         if aug.noise:
             features = add_noise_and_roll(features, generator)
         return features, targets
@@ -114,18 +115,19 @@ class BatchPipeline:
             return waves, targets
         mates = partner[rows]
         on = rows.to(waves.device), mates.to(waves.device)
-        waves, targets = waves.clone(), targets.clone()
-        waves[on[0]] = mix(waves[on[0]], waves[on[1]], lam[rows], lengths[rows], lengths[mates])
+        mixed = waves.index_put((on[0],), mix(waves[on[0]], waves[on[1]], lam[rows], lengths[rows], lengths[mates]))
         weight = lam[rows].to(targets)[:, None]
-        targets[on[0]] = weight * targets[on[0]] + (1.0 - weight) * targets[on[1]]
-        return waves, targets
+        targets = targets.index_put((on[0],), weight * targets[on[0]] + (1.0 - weight) * targets[on[1]])
+        return mixed, targets
 
     def _normalise(self, features: torch.Tensor) -> torch.Tensor:
+        """`(x - mean) / (2 * std)`, in place on the pipeline's own features."""
         if self.norm is None:
             return features
         mean, std = self.norm
-        return (features - mean) / (2 * std)
+        return features.sub_(mean).div_(2 * std)
 
 
 def _as_float(waves: torch.Tensor) -> torch.Tensor:
-    return waves.float() / PCM_SCALE if waves.dtype == torch.int16 else waves.float()
+    """int16 PCM -> float32 in [-1, 1) (exactly soundfile's values); float stays as it is."""
+    return waves.to(torch.float32).mul_(1 / PCM_SCALE) if waves.dtype == torch.int16 else waves.float()
