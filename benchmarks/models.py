@@ -140,24 +140,27 @@ def mfu(config: dict, args: argparse.Namespace) -> list[dict]:
     y = (torch.rand(args.mfu_batch, CLASSES, device=device) < 0.01).float()
     rows = []
     for mode in ("fp32", "bf16", "bf16+compile"):
-        model = recipe.model(device)
-        if mode.endswith("compile"):
-            model = torch.compile(model)
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=mode != "fp32")
-        step = make_step(model, autocast)
-        for _ in range(3):  # warm-up (and compilation)
-            step(x, y)
-        seconds = best_seconds(lambda: [step(x, y) for _ in range(args.mfu_steps)], args.repeats, sync=True)
-        clips_per_s = args.mfu_batch * args.mfu_steps / seconds
+        clips_per_s = _ast_rate(recipe, mode, x, y, args)
+        torch.cuda.empty_cache()
         tflops = 3 * forward * clips_per_s / 1e12
         rows.append({"model": "ast (base384, mel64 x 400, stride 4)", "mode": mode, "batch": args.mfu_batch,
                      "clips_per_s": round(clips_per_s, 1), "model_tflops_per_s": round(tflops, 1),
                      "mfu": round(tflops / peak, 3) if peak else "", "peak_bf16_tflops": peak or "", "gpu": name})
         print(f"AST base384 {mode:13s} batch {args.mfu_batch}: {clips_per_s:7.1f} clips/s, {tflops:6.1f} TFLOP/s"
-              + (f", MFU {tflops / peak:.1%} of {peak:g} TFLOP/s (dense bf16)" if peak else ""))
-        del model, step
-        torch.cuda.empty_cache()
+              + (f", MFU {tflops / peak:.1%} of {peak:g} TFLOP/s (dense bf16)" if peak else ""), flush=True)
     return rows
+
+
+def _ast_rate(recipe: Recipe, mode: str, x: torch.Tensor, y: torch.Tensor, args: argparse.Namespace) -> float:
+    """Training clips/s of a fresh AST in `mode` (fp32, bf16, bf16+compile) on the batch `x, y`."""
+    model = recipe.model(x.device)
+    if mode.endswith("compile"):
+        model = torch.compile(model)
+    step = make_step(model, torch.autocast("cuda", dtype=torch.bfloat16, enabled=mode != "fp32"))
+    for _ in range(3):  # warm-up (and compilation)
+        step(x, y)
+    seconds = best_seconds(lambda: [step(x, y) for _ in range(args.mfu_steps)], args.repeats, sync=True)
+    return args.mfu_batch * args.mfu_steps / seconds
 
 
 def main() -> None:
@@ -191,12 +194,12 @@ def main() -> None:
             rate = rates(recipe, args, packed, device)
             share = 1 - rate["step+data"] / rate["step"]
             shape = f"{recipe.frontend.name} x {recipe.target_length}"
-            print(f"{name:12s} {shape:16s} step {rate['step']:8.1f}  data {rate['data']:8.1f}  step+data "
-                  f"{rate['step+data']:8.1f} clips/s{'  input-bound' if share > 0.2 else ''} "
+            print(f"{name:12s} {shape:16s} step {rate['step']:8.3g}  data {rate['data']:8.3g}  step+data "
+                  f"{rate['step+data']:8.3g} clips/s{'  input-bound' if share > 0.2 else ''} "
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
             rows.append({"model": name, "input": shape, "device": device.type, "batch": args.batch,
-                         "step_clips_per_s": round(rate["step"], 2), "data_clips_per_s": round(rate["data"], 2),
-                         "step_data_clips_per_s": round(rate["step+data"], 2), "input_bound": share > 0.2,
+                         "step_clips_per_s": float(f"{rate['step']:.3g}"), "data_clips_per_s": float(f"{rate['data']:.3g}"),
+                         "step_data_clips_per_s": float(f"{rate['step+data']:.3g}"), "input_bound": share > 0.2,
                          "machine": machine()})
     write_csv(args.out, rows)
     if torch.cuda.is_available() and device.type == "cuda":

@@ -136,6 +136,24 @@ def test_interrupted_pack_resumes_and_gives_the_same_store(int16_clips, tmp_path
     assert not partial.exists() and not journal.exists()
 
 
+def test_a_torn_clip_at_the_end_of_an_interrupted_pack_is_packed_again(int16_clips, tmp_path, monkeypatch):
+    datafile, _ = int16_clips
+    pack(datafile, tmp_path / "fresh.pack", progress=False)
+    decode = packing._decode
+    monkeypatch.setattr(packing, "_decode", lambda task: (_ for _ in ()).throw(KeyboardInterrupt)
+                        if task[0].endswith("c3.wav") else decode(task))
+    with pytest.raises(KeyboardInterrupt):
+        pack(datafile, tmp_path / "train.pack", progress=False)
+    monkeypatch.setattr(packing, "_decode", decode)
+    partial = tmp_path / ".train.pack.partial"
+    data = bytearray(partial.read_bytes())
+    data[-10] ^= 0xFF  # the last recorded clip (c2) did not reach the disk intact
+    partial.write_bytes(bytes(data))
+    summary = pack(datafile, tmp_path / "train.pack", progress=False)
+    assert summary.resumed == 2
+    assert (tmp_path / "train.pack").read_bytes() == (tmp_path / "fresh.pack").read_bytes()
+
+
 def test_a_partial_store_of_another_job_is_not_resumed(int16_clips, tmp_path, monkeypatch):
     datafile, _ = int16_clips
     decode = packing._decode

@@ -58,6 +58,7 @@ VERSION = 1
 DATA_OFFSET = 4096
 # magic, version, table offset, table bytes, metadata offset, metadata bytes, table CRC, metadata CRC
 _HEADER = struct.Struct("<8sIQQQQII")
+_RECHECKED = 256  # clips at the end of an interrupted store checked before resuming
 _TABLE = np.dtype([("offset", "<u8"), ("nbytes", "<u8"), ("samples", "<i8"), ("crc32", "<u4")])
 
 
@@ -181,21 +182,25 @@ class _Journal:
                 return 0
         except json.JSONDecodeError:
             return 0
-        size, end = self.partial.stat().st_size, DATA_OFFSET
+        rows, size = [], self.partial.stat().st_size
+        for line in lines[1:]:
+            try:
+                nbytes, samples, crc, error = json.loads(line)
+            except (json.JSONDecodeError, ValueError, TypeError):
+                break  # a line cut short by the interruption
+            rows.append((nbytes, samples, crc, error))
+        ends = DATA_OFFSET + np.cumsum([0] + [row[0] for row in rows])
+        rows = rows[:int(np.searchsorted(ends, size, side="right")) - 1]  # whose bytes are all there
+        # A clip's bytes are flushed before its journal line, so only the last clips can be torn
+        # (by a crash of the machine): check those against their CRC.
         with open(self.partial, "rb") as f:
-            for line in lines[1:]:
-                try:
-                    nbytes, samples, crc, error = json.loads(line)
-                except (json.JSONDecodeError, ValueError, TypeError):
-                    break  # a line cut short by the interruption
-                if end + nbytes > size:
+            for index in range(max(0, len(rows) - _RECHECKED), len(rows)):
+                f.seek(int(ends[index]))
+                if zlib.crc32(f.read(rows[index][0])) != rows[index][2]:
+                    rows = rows[:index]
                     break
-                f.seek(end)
-                if zlib.crc32(f.read(nbytes)) != crc:
-                    break
-                self.rows.append((nbytes, samples, crc, error))
-                end += nbytes
-        return end
+        self.rows = rows
+        return int(ends[len(rows)])
 
     def append(self, data: bytes, samples: int, error: str) -> None:
         self.data.write(data)
