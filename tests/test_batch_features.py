@@ -131,3 +131,18 @@ def test_batch_on_cuda_matches_torchaudio(name, tmp_path):
         # cuFFT and pocketfft round differently; Kaldi's quietest bins amplify that a little
         assert (row[:len(ref)] - ref).abs().max() <= 1e-2
         assert (row[:len(ref)] - ref).abs().mean() <= 1e-4
+
+
+def test_features_keep_full_precision_when_training_allows_tf32():
+    """TF32 matrix products (on CUDA; bf16 ones on some CPUs) would change the mel energies."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    waves = 0.1 * torch.randn(2, 16000, generator=torch.Generator().manual_seed(5)).to(device)
+    fe = get_frontend("kaldi128")
+    reference = fe.batch(waves)
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("medium")
+    try:
+        torch.testing.assert_close(fe.batch(waves), reference, rtol=0, atol=0)
+        assert torch.get_float32_matmul_precision() == "medium"  # the caller's setting is left alone
+    finally:
+        torch.set_float32_matmul_precision(previous)

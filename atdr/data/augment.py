@@ -47,21 +47,22 @@ def mask_bands(features: torch.Tensor, freqm: int, timem: int, generator: torch.
     numbers in the same order: for a batch of one, `torch.manual_seed(s)` with torchaudio and a
     generator seeded with `s` here give the same masks.
     """
-    count, frames, bins = features.shape
-    masked = torch.zeros(count, frames, bins, dtype=torch.bool)
+    if freqm <= 0 and timem <= 0:
+        return features
+    count = features.shape[0]
+    bands = {}
     for axis, bound in ((2, freqm), (1, timem)):
-        if bound <= 0:
-            continue
         size = features.shape[axis]
+        if bound <= 0:
+            bands[axis] = torch.zeros(count, size, dtype=torch.bool)
+            continue
         width = torch.rand(count, generator=generator) * bound
         start = torch.rand(count, generator=generator) * (size - width)
         first, end = start.long(), start.long() + width.long()
         position = torch.arange(size)
-        band = (position >= first[:, None]) & (position < end[:, None])
-        masked |= band[:, None, :] if axis == 2 else band[:, :, None]
-    if freqm <= 0 and timem <= 0:
-        return features
-    return features.masked_fill(masked.to(features.device), value)
+        bands[axis] = (position >= first[:, None]) & (position < end[:, None])
+    freq, time = bands[2].to(features.device), bands[1].to(features.device)
+    return features.masked_fill(freq[:, None, :] | time[:, :, None], value)
 
 
 def spec_augment(features: torch.Tensor, freqm: int, timem: int, seed: int) -> torch.Tensor:

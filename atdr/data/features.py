@@ -20,6 +20,8 @@ checks both against torchaudio).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -97,7 +99,7 @@ class FrontEnd:
         frames = torch.tensor([self.num_frames(n) for n in lengths.tolist()])
         target_length = target_length or int(frames.max())
         out = torch.zeros(count, target_length, self.n_mels, device=waves.device)
-        with torch.autocast(waves.device.type, enabled=False):
+        with torch.autocast(waves.device.type, enabled=False), _fp32_matmul():
             waves = centre(waves.float(), lengths)[:, :self._samples_for(target_length)]  # the rest is unused
             if self.kind == "kaldi" and width < _KALDI_WINDOW:  # Kaldi needs one whole window
                 waves = torch.nn.functional.pad(waves, (0, _KALDI_WINDOW - width))
@@ -133,6 +135,18 @@ class FrontEnd:
         spec = _mel_spectrogram(self.n_mels, waves.device)(waves)  # [B, n_mels, T]
         # 20·log10 on power, clamped at 1e-10 like AmplitudeToDB (see the module docstring).
         return (20.0 * torch.log10(torch.clamp(spec, min=1e-10))).transpose(1, 2)
+
+
+@contextmanager
+def _fp32_matmul() -> Iterator[None]:
+    """Full fp32 matrix products, also where the training sets TF32/bf16 matmul precision for
+    speed (`torch.set_float32_matmul_precision`): features must not depend on it."""
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
 
 
 @lru_cache(maxsize=None)
