@@ -39,7 +39,7 @@ def mix_waveforms(first: torch.Tensor, second: torch.Tensor, lam: float) -> torc
 
 
 def mask_bands(features: torch.Tensor, freqm: int, timem: int, generator: torch.Generator,
-               value: float | torch.Tensor = 0.0) -> torch.Tensor:
+               value: float = 0.0) -> torch.Tensor:
     """SpecAugment on `[B, time, freq]`: per example one frequency band (width uniform below
     `freqm`) and one time band (width uniform below `timem`) set to `value`.
 

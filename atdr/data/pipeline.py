@@ -97,7 +97,7 @@ class BatchPipeline:
             waves, targets = self._mixup(waves, torch.as_tensor(lengths).cpu(), targets, generator)
         features = self._normalise(self.frontend.batch(waves, lengths, self.target_length))
         # Masks hold 0 before normalisation, as in the original: the normalised value of 0.
-        features = mask_bands(features, aug.freqm, aug.timem, generator, self._normalise(torch.zeros(())))
+        features = mask_bands(features, aug.freqm, aug.timem, generator, self._normalise(torch.zeros(())).item())
         if aug.noise:
             features = add_noise_and_roll(features, generator)
         return features, targets
