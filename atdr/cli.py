@@ -21,6 +21,7 @@ COMMANDS = {
     "synth": "synth",
     "link": "link",
     "prep": "prep",
+    "pack": "pack",
     "weights": "weights",
     "norm-stats": "norm_stats",
     "models": "models",
