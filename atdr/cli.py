@@ -20,6 +20,7 @@ from atdr.errors import AtdrError
 COMMANDS = {
     "synth": "synth",
     "link": "link",
+    "split": "split",
     "prep": "prep",
     "weights": "weights",
     "norm-stats": "norm_stats",

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from atdr.checkpoint import ModelBundle
 from atdr.data.audio import SAMPLE_RATE, load_audio
 from atdr.data.datafile import read_datafile
-from atdr.data.dataset import AudioDataset, collate
+from atdr.data.dataset import AudioDataset, batch_loader
 from atdr.data.features import get_frontend, pad_or_crop
 from atdr.predict import predict
 
@@ -33,9 +32,8 @@ def predict_datafile(bundle: ModelBundle, datafile: str | Path, batch_size: int 
     labels = bundle.labels
     dataset = AudioDataset(read_datafile(datafile, labels), labels, get_frontend(bundle.frontend),
                            bundle.target_length, (bundle.mean, bundle.std))
-    loader = DataLoader(dataset, batch_size, num_workers=workers, collate_fn=collate)
-    probs, targets, _ = predict(bundle.build().to(device), loader, device)
-    return probs, targets
+    result = predict(bundle.build().to(device), batch_loader(dataset, batch_size, num_workers=workers), device)
+    return result.probs, result.targets
 
 
 @dataclass(frozen=True)
