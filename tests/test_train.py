@@ -292,6 +292,49 @@ def test_unreadable_clip_is_logged_once_and_skipped(tiny_synth, tmp_path, caplog
     assert main(["train", "--config", str(config), "--out", str(tmp_path / "run")]) == 0
     warnings = [r.getMessage() for r in caplog.records if "skipping unreadable clip" in r.getMessage()]
     assert len(warnings) == 1 and broken in warnings[0]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["clips"] == {"train": 47, "eval": 24} and summary["unreadable"] == {"train": [broken]}
+
+
+def test_an_unreadable_eval_clip_is_recorded_not_silently_dropped(tiny_synth, tmp_path):
+    data = copy_dataset(tiny_synth, tmp_path / "data")
+    valid = tmp_path / "valid.json"
+    from atdr.data.datafile import write_datafile
+
+    write_datafile(valid, read_datafile(data / "train.json")[:12])
+    config = write_run_config(tmp_path / "run.yaml", data, TINY_TAL, train={"epochs": 2, "wa_start": 1})
+    doc = yaml.safe_load(config.read_text())
+    doc["data"]["valid"] = str(valid)
+    config.write_text(yaml.safe_dump(doc))
+    broken = read_datafile(data / "eval.json")[5].wav
+    Path(broken).write_bytes(b"RIFF, but no audio")
+    assert main(["-q", "train", "--config", str(config), "--out", str(tmp_path / "run")]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["clips"] == {"train": 48, "valid": 12, "eval": 23}
+    assert summary["unreadable"] == {"eval": [broken]}
+    for name in ("predictions", "predictions_ensemble", "predictions_wa", "targets"):
+        assert np.load(tmp_path / "run" / f"{name}.npy").shape == (23, 10), name
+
+
+def test_conversion_notes_are_given_once_per_run(tiny_synth, tmp_path):
+    """44.1 kHz stereo clips read by 2 workers over 3 epochs and 2 scored sets: each note once."""
+    data = copy_dataset(tiny_synth, tmp_path / "data")
+    for clip in read_datafile(data / "train.json")[::2] + read_datafile(data / "eval.json")[::2]:
+        wave, rate = sf.read(clip.wav, dtype="float32")
+        at_44k = np.interp(np.arange(0, len(wave), rate / 44100), np.arange(len(wave)), wave)
+        sf.write(clip.wav, np.stack([at_44k, at_44k], axis=1), 44100)
+    config = write_run_config(tmp_path / "run.yaml", data, TINY_TAL,
+                              train={"epochs": 3, "num_workers": 2, "log_every": 1000})
+    doc = yaml.safe_load(config.read_text())
+    doc["data"].pop("norm_stats")
+    doc["data"].update(mean=-5.0, std=4.0)
+    doc["data"]["valid"] = doc["data"]["eval"]
+    config.write_text(yaml.safe_dump(doc))
+    proc = subprocess.run(_train_cmd(config, tmp_path / "run"), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    notes = [line.split(" ", 1)[1] for line in proc.stderr.splitlines() if " note: " in line]
+    assert sorted(notes) == ["note: downmixing 2-channel clips to mono",
+                             "note: resampling clips from 44100 Hz to 16000 Hz"], proc.stderr
 
 
 @pytest.mark.parametrize("change, message", [
