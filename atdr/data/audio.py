@@ -22,6 +22,11 @@ class AudioConversionWarning(UserWarning):
     """A clip was downmixed or resampled on load (said once per kind of conversion)."""
 
 
+def _reason(error: Exception) -> str:
+    """libsndfile's own words (its exception text repeats the path)."""
+    return getattr(error, "error_string", None) or str(error)
+
+
 def _check_file(path: Path) -> None:
     if path.is_dir():
         raise AtdrError(f"cannot read audio {path}: a folder, not a file")
@@ -39,7 +44,7 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, resample: bool 
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
-        raise AtdrError(f"cannot read audio {path}: {e}") from None
+        raise AtdrError(f"cannot read audio {path}: {_reason(e)}") from None
     if data.shape[0] == 0:
         raise AtdrError(f"audio {path} is empty (0 samples)")
     if data.shape[1] > 1:
@@ -74,7 +79,7 @@ def audio_info(path: str | Path, decode: bool = False) -> AudioInfo:
             for _ in sf.blocks(str(path), blocksize=1 << 16, dtype="float32"):
                 pass
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
-        raise AtdrError(f"cannot read audio {path}: {e}") from None
+        raise AtdrError(f"cannot read audio {path}: {_reason(e)}") from None
     if info.frames == 0:
         raise AtdrError(f"audio {path} is empty (0 samples)")
     return AudioInfo(info.samplerate, info.channels, info.frames)
