@@ -46,7 +46,8 @@ rule link_folder:
 
 rule split:
     input:
-        split_inputs,
+        segments=split_inputs,
+        checked=f"{RESULTS}/{{dataset}}/download/class_labels_indices.csv",  # after the source was checked
     output:
         [f"{RESULTS}/{{dataset}}/data/{split}_segments.csv" for split in ("train", "valid", "eval")],
     params:
@@ -57,7 +58,7 @@ rule split:
     log:
         f"{RESULTS}/logs/{{dataset}}/split.log",
     shell:
-        "python -m atdr split {input:q} --valid {params.split[valid]} --eval {params.split[eval]}"
+        "python -m atdr split {input.segments:q} --valid {params.split[valid]} --eval {params.split[eval]}"
         " --seed {params.split[seed]} --out {params.out} 2> {log}"
 
 
