@@ -370,13 +370,13 @@ class Scoring:
         result = predict(model, self.loaders[name], self.device, self.loss_fn if loss else None)
         missed = [self.clips[name][i].wav for i in result.unreadable]
         recorded = extra.setdefault("unreadable", {}).setdefault(name, [])
-        if missed != recorded:
+        if missed != recorded:  # the ensemble adds up predictions of the same clips every epoch
             if recorded:
                 raise AtdrError(f"the {name} clips that can be read changed during the run (now unreadable: "
                                 f"{', '.join(missed) or 'none'}); check the disk, then run again")
             log.warning("%d %s clip(s) could not be read and are left out of its scores: %s", len(missed), name,
                         ", ".join(missed))
-            recorded += missed
+            recorded.extend(missed)
         return result
 
     def epoch(self, epoch: int, model: torch.nn.Module, state: RunState, extra: dict) -> dict:
@@ -387,8 +387,9 @@ class Scoring:
         sums = extra.setdefault("ensemble_sum", {})
         for name, result in results.items():
             sums[name] = sums.get(name, 0) + torch.from_numpy(result.probs).double()
-        probs, targets, loss = results[self.selection].probs, results[self.selection].targets, results[self.selection].loss
-        scores, ens_scores = evaluate(probs, targets), evaluate((sums[self.selection] / epoch).numpy(), targets)
+        chosen = results[self.selection]
+        scores = evaluate(chosen.probs, chosen.targets)
+        ens_scores = evaluate((sums[self.selection] / epoch).numpy(), chosen.targets)
         eval_probs, eval_targets = results["eval"].probs, results["eval"].targets
         if getattr(scores, self.main_metric) > state.best_score:
             state.best_epoch, state.best_score = epoch, getattr(scores, self.main_metric)
@@ -400,7 +401,7 @@ class Scoring:
             extra["ensemble_predictions"] = (sums["eval"] / epoch).float()
         extra["targets"] = torch.from_numpy(eval_targets)
         return {"epoch": epoch, "step": state.step, **scores.as_dict(), "ensemble_mAP": ens_scores.mAP,
-                "ensemble_acc": ens_scores.acc, "valid_loss": loss}
+                "ensemble_acc": ens_scores.acc, "valid_loss": chosen.loss}
 
 
 def _accumulate_average(extra: dict, weights: dict[str, torch.Tensor]) -> None:

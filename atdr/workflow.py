@@ -208,7 +208,7 @@ def config_schema() -> dict:
         "type": "object", "additionalProperties": False,
         "required": ["source", "target_length"],
         "properties": {
-            "source": {"enum": ["synth", "folder"], "description": "synth: the embedded dataset; folder: an AudioSet-layout folder"},
+            "source": {"enum": ["synth", "folder"], "description": "synth: the embedded dataset; folder: a folder of recordings (yours or AudioSet's)"},
             "path": {"type": "string",
                      "description": "source folder: segment lists, audio/ and optionally class_labels_indices.csv"},
             "synth": {"type": "object", "additionalProperties": False, "properties": {

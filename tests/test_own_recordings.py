@@ -167,3 +167,10 @@ def test_editing_a_list_reruns_what_it_reaches_and_nothing_else(own):
     jobs = planned(dry)
     assert jobs["split"] == 1 and jobs["datafile"] == 3 and jobs["train"] == 2 and "link_folder" not in jobs, jobs
     assert not any(o.startswith("results/mine_lists/") for o in outputs_of(dry))
+
+    rows[4] = re.sub(r',"[^"]*"$|,[^,]*$', ',"/m/0chx_,my_new_label"', rows[4])  # a label no clip had
+    recordings.write_text("\n".join(rows) + "\n")
+    dry = snakemake(own, "-n", config=own / "mine.yaml")
+    jobs = planned(dry)
+    assert jobs["link_folder"] == 1 and "results/mine/download/class_labels_indices.csv" in outputs_of(dry)
+    assert jobs["train"] == 2 and not any(o.startswith("results/mine_lists/") for o in outputs_of(dry))
