@@ -50,7 +50,6 @@ class Prediction:
     probs: np.ndarray  # [clips, classes]
     targets: np.ndarray  # [clips, classes]
     loss: float  # mean loss, NaN without a loss function
-    rows: np.ndarray  # [clips]: the dataset index of each row
     unreadable: list[int]  # dataset indices of the clips that could not be read (no row)
 
 
@@ -61,7 +60,7 @@ def predict(model: torch.nn.Module, loader: DataLoader, device: torch.device,
     computed in fp32 whatever precision the model was trained in: half-precision outputs would
     round probabilities into ties and change the AP ranking."""
     model.eval()
-    probs, targets, rows, unreadable, losses, sizes = [], [], [], [], [], []
+    probs, targets, unreadable, losses, sizes = [], [], [], [], []
     for batch in loader:
         unreadable += batch.unreadable
         if batch.features is None:
@@ -73,8 +72,7 @@ def predict(model: torch.nn.Module, loader: DataLoader, device: torch.device,
             sizes.append(len(x))
         probs.append(model.proba(out).cpu())
         targets.append(y.cpu())
-        rows.append(batch.index)
     if not probs:
         raise AtdrError(f"none of the {len(unreadable)} clips could be read")
     loss = float(np.average(losses, weights=sizes)) if losses else float("nan")
-    return Prediction(torch.cat(probs).numpy(), torch.cat(targets).numpy(), loss, torch.cat(rows).numpy(), unreadable)
+    return Prediction(torch.cat(probs).numpy(), torch.cat(targets).numpy(), loss, unreadable)

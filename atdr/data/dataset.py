@@ -96,12 +96,11 @@ def collate(batch: list) -> tuple[torch.Tensor, torch.Tensor] | None:
 
 
 class Batch(NamedTuple):
-    """The clips of a batch that could be read, with their dataset indices, and the indices of
-    those that could not (so that nothing is dropped without a record)."""
+    """The clips of a batch that could be read, in order, and the dataset indices of those that
+    could not (so that nothing is dropped without a record)."""
 
     features: torch.Tensor | None  # [clips, time, freq]; None when no clip could be read
     targets: torch.Tensor | None  # [clips, classes]
-    index: torch.Tensor  # [clips]: dataset index of each row
     unreadable: list[int]
 
 
@@ -119,12 +118,9 @@ class _Numbered(Dataset):
 
 
 def _collate_numbered(items: list[tuple[int, tuple | None]]) -> Batch:
-    readable = [(i, item) for i, item in items if item is not None]
     unreadable = [i for i, item in items if item is None]
-    if not readable:
-        return Batch(None, None, torch.empty(0, dtype=torch.long), unreadable)
-    features, targets = collate([item for _, item in readable])
-    return Batch(features, targets, torch.tensor([i for i, _ in readable]), unreadable)
+    readable = collate([item for _, item in items])
+    return Batch(*(readable or (None, None)), unreadable)
 
 
 def batch_loader(dataset: AudioDataset, batch_size: int, **kwargs) -> DataLoader:
