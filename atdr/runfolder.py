@@ -93,7 +93,8 @@ def _first_difference(old: object, new: object, where: str = "") -> str | None:
 
 def _check_config(out: Path, config: dict, force: bool) -> None:
     saved = out / CONFIG
-    leftovers = [name for name in OUTPUTS if (out / name).exists()]
+    # (empty folders do not count: Snakemake creates checkpoints/ before the job starts)
+    leftovers = [name for name in OUTPUTS if (out / name).is_file() or (out / name).is_dir() and any((out / name).iterdir())]
     if not saved.exists():
         if not leftovers:
             return

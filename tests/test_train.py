@@ -195,6 +195,14 @@ def test_a_second_training_on_a_locked_run_folder_stops_naming_the_holder(traine
     assert subprocess.run(_train_cmd(run / "config.yaml", run), capture_output=True, timeout=120).returncode == 0
 
 
+def test_a_new_run_folder_with_empty_subfolders_is_not_taken_for_another_run(tiny_synth, tmp_path, caplog):
+    """Snakemake creates checkpoints/ (the folder of a declared output) before the job starts."""
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    config = write_run_config(tmp_path / "run.yaml", tiny_synth, TINY_TAL, train={"epochs": 1})
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "run")]) == 0
+    assert "another config" not in caplog.text
+
+
 def test_temporary_files_of_a_killed_save_are_removed_at_the_next_start(trained_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)

@@ -182,15 +182,15 @@ def test_a_preempted_training_job_is_retried_and_resumes(tmp_path):
     trainer = None
     for _ in range(600):  # wait until training is inside epoch 2
         if log.exists() and "epoch 2 step" in log.read_text():
-            trainer = next(p for p in psutil.process_iter(["cmdline"])
-                           if p.info["cmdline"][:4] == [sys.executable, "-m", "atdr", "train"]
-                           or p.info["cmdline"][1:4] == ["-m", "atdr", "train"])
+            trainer = next(p for p in psutil.process_iter(["cmdline", "cwd"])  # this test's, not another's
+                           if p.info["cmdline"] and p.info["cmdline"][1:4] == ["-m", "atdr", "train"]
+                           and p.info["cwd"] == str(tmp_path))
             break
         time.sleep(0.2)
     assert trainer is not None, "training never reached epoch 2"
     trainer.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=600) == 0
-    assert "resuming results/synth/linear/seed0 from epoch" in log.read_text()  # the retry's log
+    assert "resuming results/synth/linear/seed0 at epoch" in log.read_text()  # the retry's log
     metrics = pd.read_csv(tmp_path / "results" / "synth" / "linear" / "seed0" / "metrics.csv")
     assert list(metrics.epoch) == [1, 2, 3, 4]
 

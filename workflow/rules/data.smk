@@ -75,7 +75,7 @@ rule datafile:
         split="train|valid|eval",
     params:
         verify=lambda w: "--verify" if config["datasets"][w.dataset]["verify"] else "",
-    threads: 2
+    threads: 8  # clips probed at once (I/O bound)
     conda:
         "../../envs/atdr.yaml"
     log:
