@@ -20,8 +20,8 @@ install: $(BIN)/atdr
 run: install
 	$(BIN)/snakemake --cores $(CORES)
 	@echo
-	@echo "Comparison table: results/comparison/table.md (also .csv, .tex)"
-	@echo "Figures:          results/comparison/*.png, mAP_by_model.pdf"
+	@echo "Comparison table: results/comparison/config/table.md (also .csv, .tex)"
+	@echo "Figures:          results/comparison/config/*.png, mAP_by_model.pdf"
 	@echo "Report:           $(BIN)/snakemake --report report.html"
 
 test: install

@@ -20,6 +20,7 @@ from atdr.errors import AtdrError
 COMMANDS = {
     "synth": "synth",
     "link": "link",
+    "split": "split",
     "prep": "prep",
     "pack": "pack",
     "weights": "weights",

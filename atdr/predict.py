@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
+
+from atdr.errors import AtdrError
 
 EPS = 1e-7
 
@@ -40,23 +43,36 @@ def make_loss(kind: str, output: str) -> LossFn:
     raise ValueError(f"unknown loss {kind!r}")
 
 
+@dataclass(frozen=True)
+class Prediction:
+    """A model's output on a dataset: one row per clip that could be read."""
+
+    probs: np.ndarray  # [clips, classes]
+    targets: np.ndarray  # [clips, classes]
+    loss: float  # mean loss, NaN without a loss function
+    unreadable: list[int]  # dataset indices of the clips that could not be read (no row)
+
+
 @torch.no_grad()
 def predict(model: torch.nn.Module, loader: DataLoader, device: torch.device,
-            loss_fn: LossFn | None = None) -> tuple[np.ndarray, np.ndarray, float]:
-    """`(probabilities [clips, classes], targets [clips, classes], mean loss or NaN)`, computed in
-    fp32 whatever precision the model was trained in: half-precision outputs would round
-    probabilities into ties and change the AP ranking."""
+            loss_fn: LossFn | None = None) -> Prediction:
+    """Probabilities of every clip `loader` (from `atdr.data.dataset.batch_loader`) yields,
+    computed in fp32 whatever precision the model was trained in: half-precision outputs would
+    round probabilities into ties and change the AP ranking."""
     model.eval()
-    probs, targets, losses, sizes = [], [], [], []
+    probs, targets, unreadable, losses, sizes = [], [], [], [], []
     for batch in loader:
-        if batch is None:
+        unreadable += batch.unreadable
+        if batch.features is None:
             continue
-        x, y = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
+        x, y = batch.features.to(device, non_blocking=True), batch.targets.to(device, non_blocking=True)
         out = model(x).float()
         if loss_fn is not None:
             losses.append(loss_fn(out, y).item())
             sizes.append(len(x))
         probs.append(model.proba(out).cpu())
         targets.append(y.cpu())
+    if not probs:
+        raise AtdrError(f"none of the {len(unreadable)} clips could be read")
     loss = float(np.average(losses, weights=sizes)) if losses else float("nan")
-    return torch.cat(probs).numpy(), torch.cat(targets).numpy(), loss
+    return Prediction(torch.cat(probs).numpy(), torch.cat(targets).numpy(), loss, unreadable)

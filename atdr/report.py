@@ -7,8 +7,10 @@ Inputs follow the workflow's layout, which names what they are:
 - an ensemble `results/DATASET/ensembles/NAME/seedN` (from `atdr ensemble RUN... --out DIR`):
   `metrics.json` and `per_class_ensemble.csv`.
 
-The table has one row per (dataset, model) over its seeds: metrics are means over seeds, the
-mAP 95% CI is the mean of the seeds' bootstrap bounds and `mAP_std` the std over seeds (ddof 1).
+The table has one row per (dataset, model) over its seeds, the models of a dataset by mAP, then
+its ensembles: metrics are means over seeds, the mAP 95% CI is the mean of the seeds' bootstrap
+bounds and `mAP_std` the std over seeds (ddof 1); `train_clips`, `valid_clips` and `eval_clips`
+are the clips a run actually used (those it could not read are listed in its summary.json).
 `train_hours` is the mean training time of one seed in device-hours: wall time times the number
 of GPUs for `device` "cuda" (GPU-hours), wall time on the CPU otherwise.
 """
@@ -39,9 +41,10 @@ TOP_CLASSES = 10  # per-class figure: this many best and worst classes of the be
 # Columns of table.csv, in order.
 COLUMNS = [
     "dataset", "model", "architecture", "frontend", "target_length", "params", "gflops", "seeds", "main_metric",
-    "selected_on", "mAP", "mAP_ci_low", "mAP_ci_high", "mAP_std", "mAUC", "d_prime", "acc", "ensemble_mAP", "wa_mAP",
-    "train_hours", "device",
+    "selected_on", "train_clips", "valid_clips", "eval_clips", "mAP", "mAP_ci_low", "mAP_ci_high", "mAP_std", "mAUC",
+    "d_prime", "acc", "ensemble_mAP", "wa_mAP", "train_hours", "device",
 ]  # fmt: skip
+_CLIPS = ["train_clips", "valid_clips", "eval_clips"]
 # Equal over the seeds of a model (checked).
 _CONFIG = ["architecture", "frontend", "target_length", "model_params", "label_dim", "main_metric", "selected_on",
            "params"]
@@ -96,12 +99,14 @@ def read_run_seed(path: str | Path) -> dict:
     summary = _read_json(path / "summary.json", "is the run finished? (atdr train writes it at the end)")
     metrics = _read_json(path / "eval" / "metrics.json", f"run `atdr evaluate {path}` first")
     config = read_run(path).config
+    clips = summary.get("clips", {})
     return {
         "dataset": dataset, "model": model, "seed": seed, "path": str(path),
         "architecture": config.model.name, "frontend": config.data.frontend,
         "target_length": config.data.target_length, "model_params": json.dumps(config.model.params, sort_keys=True),
         "label_dim": len(pd.read_csv(path / "eval" / "per_class_best.csv")), "main_metric": summary["main_metric"],
-        "selected_on": summary["selected_on"], "params": summary["params"], "device": summary["device"], "train_hours": summary["train_seconds"] * max(summary.get("gpus", 0), 1) / 3600,
+        "selected_on": summary["selected_on"], **{f"{k}_clips": clips.get(k, math.nan) for k in ("train", "valid", "eval")},
+        "params": summary["params"], "device": summary["device"], "train_hours": summary["train_seconds"] * max(summary.get("gpus", 0), 1) / 3600,
         **_scores(metrics, "best", path / "eval" / "metrics.json"),
         "ensemble_mAP": metrics.get("ensemble", {}).get("mAP", math.nan),
         "wa_mAP": metrics.get("wa", {}).get("mAP", math.nan),
@@ -114,7 +119,10 @@ def read_ensemble_seed(path: str | Path) -> dict:
     path = Path(path)
     dataset, name, seed = parse_ensemble_path(path)
     metrics = _read_json(path / "metrics.json", f"create it with `atdr ensemble RUN... --out {path}`")
+    targets = path / "targets.npy"
+    eval_clips = len(np.load(targets, mmap_mode="r")) if targets.is_file() else math.nan
     return {"dataset": dataset, "model": name, "seed": seed, "path": str(path), "architecture": "ensemble",
+            "eval_clips": eval_clips,
             **_scores(metrics, "ensemble", path / "metrics.json"), "per_class": str(path / "per_class_ensemble.csv")}
 
 
@@ -168,7 +176,7 @@ def comparison_table(seeds: pd.DataFrame) -> pd.DataFrame:
     _check_seeds_agree(seeds)
     table = (
         seeds.groupby(["dataset", "model"], sort=False)
-        .agg(**{c: (c, "first") for c in _CONFIG}, seeds=("seed", "size"), **{c: (c, "mean") for c in _MEANS},
+        .agg(**{c: (c, "first") for c in _CONFIG + _CLIPS}, seeds=("seed", "size"), **{c: (c, "mean") for c in _MEANS},
              mAP_std=("mAP", "std"), device=("device", _devices))
         .reset_index()
     )
@@ -176,8 +184,10 @@ def comparison_table(seeds: pd.DataFrame) -> pd.DataFrame:
     metric_of = table.dropna(subset="main_metric").groupby("dataset")["main_metric"].first()
     table["main_metric"] = table["main_metric"].fillna(table["dataset"].map(metric_of))
     table["gflops"] = table.apply(_gflops, axis=1)
-    table = table.astype({"target_length": "Int64", "params": "Int64"})
-    return table.sort_values(["dataset", "mAP"], ascending=[True, False], ignore_index=True)[COLUMNS]
+    table = table.astype({"target_length": "Int64", "params": "Int64", **{c: "Int64" for c in _CLIPS}})
+    ensemble = table["architecture"] == "ensemble"
+    return (table.assign(_ensemble=ensemble).sort_values(["dataset", "_ensemble", "mAP"], ascending=[True, True, False])
+            .reset_index(drop=True)[COLUMNS])
 
 
 # Writing the table
@@ -208,6 +218,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
         "GFLOPs": table["gflops"].map(_fmt(_significant)),
         "seeds": table["seeds"].astype(str),
         "selected on": table["selected_on"].fillna(""),
+        **{f"{c.split('_')[0]} clips": table[c].map(_fmt(str)) for c in _CLIPS},
         "mAP": table["mAP"].map(three),
         "mAP 95% CI": ci,
         "mAP std": table["mAP_std"].map(_fmt(lambda x: f"{x:.4f}")),
@@ -227,7 +238,8 @@ LEGEND = (
     "mAP, mAUC, d' and acc: on the eval set at the best epoch, chosen on the set named in \"selected on\" (valid: a "
     "validation split; eval: the paper's AudioSet protocol, selected and reported on eval), mean over seeds; mAP 95% CI: bootstrap over clips "
     "(mean of the seeds' bounds); mAP std: over seeds; ckpt-ens.: checkpoint ensemble; WA: weight averaging; "
-    "GFLOPs: one clip at the run's input size; train h: training time per seed in GPU-hours (CPU wall hours for CPU runs)."
+    "GFLOPs: one clip at the run's input size; train h: training time per seed in GPU-hours (CPU wall hours for CPU runs); "
+    "clips: those each set actually used (unreadable ones are listed in the run's summary.json)."
 )
 
 

@@ -16,9 +16,21 @@ from atdr.atomic import atomic_path
 from atdr.errors import AtdrError
 
 
+def _tensor_bytes(obj: Any) -> int:
+    """About the size of `obj` saved: the bytes of its tensors."""
+    if isinstance(obj, torch.Tensor):
+        return obj.untyped_storage().nbytes()
+    if isinstance(obj, dict):
+        return sum(_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in obj)
+    return 0
+
+
 def save(obj: Any, path: str | Path) -> None:
-    """torch.save through a temporary file: a kill mid-write never corrupts `path`."""
-    with atomic_path(path) as tmp:
+    """torch.save through a temporary file: a kill mid-write never corrupts `path`; a full disk
+    is a one-line error with the space needed."""
+    with atomic_path(path, _tensor_bytes(obj)) as tmp:
         torch.save(obj, tmp)
 
 

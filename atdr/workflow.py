@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import sys
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -50,6 +51,43 @@ def data_dir(dataset: str) -> str:
     return f"{RESULTS}/{dataset}/data"
 
 
+def splits(config: dict, dataset: str) -> list[str]:
+    """The datafiles a dataset has: train, valid (with a validation split) and eval."""
+    split = config["datasets"][dataset].get("split")
+    return ["train", "valid", "eval"] if split and split["valid"] > 0 else ["train", "eval"]
+
+
+def source_files(config: dict, dataset: str, names: list[str]) -> list[str]:
+    """Files of a dataset's source, as rule inputs (an edit re-runs what it reaches, judged by
+    content): in its folder, those that exist (a plan without the data still works; `atdr link`
+    names any that are absent), or those `atdr synth` writes."""
+    ds = config["datasets"][dataset]
+    if ds["source"] == "synth":
+        return [f"{RESULTS}/{dataset}/download/{name}" for name in names]
+    return [path for path in (str(Path(ds["path"]) / name) for name in names) if Path(path).exists()]
+
+
+def derived_classes(config: dict, dataset: str, names: list[str]) -> list[str] | None:
+    """For a folder without class_labels_indices.csv: the label ids its segment lists use, from
+    which `atdr link` builds the class list (as a rule parameter: a change re-runs the link and
+    what follows). None where the folder has a class list, or its lists cannot be read yet."""
+    from atdr.data.segments import read_segments
+
+    if config["datasets"][dataset]["source"] != "folder" or source_files(config, dataset, ["class_labels_indices.csv"]):
+        return None
+    try:
+        return sorted({m for path in source_files(config, dataset, names) for s in read_segments(path) for m in s.labels})
+    except AtdrError:
+        return None  # `atdr link` reports it
+
+
+def comparison_dir(config: dict, configfiles: list) -> str:
+    """`results/comparison/<name>`: `name` from the config, else its file's name without .yaml, so
+    that two configs never overwrite each other's comparison."""
+    name = config.get("name") or (Path(configfiles[-1]).stem if configfiles else "default")
+    return f"{RESULTS}/comparison/{name}"
+
+
 def run_dir(dataset: str, model: str, seed: int | str) -> str:
     return f"{RESULTS}/{dataset}/{model}/seed{seed}"
 
@@ -81,6 +119,7 @@ def run_config(config: dict, dataset: str, model: str, seed: int) -> dict:
     root = data_dir(dataset)
     data = {
         "train": f"{root}/train.json",
+        "valid": f"{root}/valid.json" if "valid" in splits(config, dataset) else None,
         "eval": f"{root}/eval.json",
         "labels": f"{RESULTS}/{dataset}/download/class_labels_indices.csv",
         "weights": f"{root}/train_weight.csv" if ds["balanced_sampling"] else None,
@@ -103,11 +142,34 @@ def write_run_config(path: str, doc: dict) -> None:
     write_text(path, yaml.safe_dump(doc, sort_keys=False))
 
 
+def check_schema(config: dict) -> None:
+    """Validate the workflow config against the schema; the first problem as one short line
+    (where, and what is allowed), not the schema."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(config_schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is None:
+        return
+    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    if error.validator == "additionalProperties":
+        unexpected = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        allowed = ", ".join(error.schema.get("properties", {}))
+        raise AtdrError(f"{where}: unknown key {unexpected[0]!r} (allowed: {allowed})")
+    description = error.schema.get("description")
+    raise AtdrError(f"{where}: {error.message}" + (f" ({description})" if description else ""))
+
+
 def check(config: dict) -> None:
     """Build and validate every run config once, so a bad value stops the workflow at start-up."""
     for name in config["models"]:
         if name in RESERVED:
             raise AtdrError(f"models.{name}: '{name}' is reserved for the results layout; rename the model")
+    for name, ds in config["datasets"].items():
+        lists = {k for k in ("train_segments", "eval_segments", "segments", "split") if k in ds}
+        if lists not in ({"train_segments", "eval_segments"}, {"segments", "split"}):
+            raise AtdrError(f"datasets.{name}: give either train_segments and eval_segments, "
+                            "or segments and split (to split one list into train, valid and eval)")
     for dataset in config["datasets"]:
         for model in config["models"]:
             parse_config(run_config(config, dataset, model, 0), f"config (datasets.{dataset} x models.{model})")
@@ -144,18 +206,31 @@ def config_schema() -> dict:
              "properties": run_sections, "description": "a run config without paths: model, data.frontend, augment, optim, train"}
     dataset = {
         "type": "object", "additionalProperties": False,
-        "required": ["source", "train_segments", "eval_segments", "target_length"],
+        "required": ["source", "target_length"],
         "properties": {
-            "source": {"enum": ["synth", "folder"], "description": "synth: the embedded dataset; folder: an AudioSet-layout folder"},
-            "path": {"type": "string", "description": "source folder: class_labels_indices.csv, segment lists, audio/"},
+            "source": {"enum": ["synth", "folder"], "description": "synth: the embedded dataset; folder: a folder of recordings (yours or AudioSet's)"},
+            "path": {"type": "string",
+                     "description": "source folder: segment lists, audio/ and optionally class_labels_indices.csv"},
             "synth": {"type": "object", "additionalProperties": False, "properties": {
                 "train": {"type": "integer", "minimum": 1, "default": 500},
                 "eval": {"type": "integer", "minimum": 1, "default": 200},
                 "seconds": {"type": "number", "minimum": 0.25, "default": 2.0},
                 "classes": {"type": "integer", "minimum": 2, "maximum": 10, "default": 10},
                 "seed": {"type": "integer", "default": 0}}},
-            "train_segments": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-            "eval_segments": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            "train_segments": {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                               "description": "segment lists of the training set"},
+            "eval_segments": {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                              "description": "segment lists of the evaluation set"},
+            "segments": {"type": "array", "items": {"type": "string"}, "minItems": 1,
+                         "description": "segment lists to split into train, valid and eval (with split)"},
+            "split": {"type": "object", "additionalProperties": False,
+                      "description": "stratified split of segments: shares of valid and eval, and the seed",
+                      "properties": {
+                          "valid": {"type": "number", "minimum": 0, "exclusiveMaximum": 1, "default": 0.1},
+                          "eval": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": 0.2},
+                          "seed": {"type": "integer", "default": 0}}},
+            "verify": {"type": "boolean", "default": False,
+                       "description": "atdr prep decodes every clip instead of reading its header"},
             "target_length": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1},
                               "description": "frames per clip for each front-end used on this dataset"},
             "task": {"enum": ["multilabel", "singlelabel"], "default": "multilabel"},
@@ -173,6 +248,8 @@ def config_schema() -> dict:
         "additionalProperties": False,
         "required": ["datasets", "models"],
         "properties": {
+            "name": {"type": "string", "pattern": name["pattern"],
+                     "description": "the comparison goes to results/comparison/<name> (default: the config file's name)"},
             "datasets": {"type": "object", "minProperties": 1, "propertyNames": name, "additionalProperties": dataset},
             "models": {"type": "object", "minProperties": 1, "propertyNames": name, "additionalProperties": model},
             "seeds": {"type": "array", "items": {"type": "integer"}, "minItems": 1, "default": [0]},

@@ -65,6 +65,56 @@ def write_run_config(path: Path, data: Path, model: dict, *, frontend: str = "ka
     return path
 
 
+# Formats of your own recordings that `make_recordings` cycles through: (extension, soundfile format and
+# subtype, sample rate, channels). soundfile 0.14's libsndfile 1.2.2 writes and reads all of them, mp3 included.
+RECORDING_FORMATS = [
+    ("wav", "WAV", "PCM_16", 16000, 1),
+    ("flac", "FLAC", "PCM_16", 44100, 2),
+    ("ogg", "OGG", "VORBIS", 8000, 1),
+    ("opus", "OGG", "OPUS", 48000, 2),
+    ("mp3", "MP3", "MPEG_LAYER_III", 22050, 1),
+    ("wav", "WAV", "FLOAT", 96000, 2),
+]
+
+
+def make_recordings(folder: Path, n_clips: int = 60, seconds: float = 1.0, seed: int = 0) -> dict[str, Path]:
+    """A folder of "your own recordings" built from the embedded dataset's clips: every format of
+    RECORDING_FORMATS at 8-96 kHz, mono and stereo, in sub-folders, some named `<id>_<start>`; one
+    segment list with a plain csv header and no class list. Also listed: one clip that is absent,
+    one corrupt file and one in a format no reader decodes (.m4a). Returns those three by kind."""
+    import shutil
+
+    import numpy as np
+    import soundfile as sf
+    import torch
+    import torchaudio
+
+    from atdr.data.datafile import read_datafile
+
+    raw = folder / ".synth"
+    synthesize(raw, n_train=n_clips, n_eval=1, seconds=seconds, seed=seed, progress=False)
+    rows = ["YTID,start_seconds,end_seconds,positive_labels"]
+    for i, clip in enumerate(read_datafile(raw / "train.json")):
+        ext, fmt, subtype, rate, channels = RECORDING_FORMATS[i % len(RECORDING_FORMATS)]
+        wave, _ = sf.read(clip.wav, dtype="float32")
+        wave = torchaudio.functional.resample(torch.from_numpy(wave), 16000, rate).numpy() * 0.9
+        ytid, start = f"rec{i:03d}", float(i % 3)
+        name = f"{ytid}_{start:.3f}.{ext}" if i % 4 == 0 else f"{ytid}.{ext}"
+        path = folder / "audio" / f"day{i % 2}" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, np.repeat(wave[:, None], channels, axis=1), rate, format=fmt, subtype=subtype)
+        rows.append(f'{ytid},{start},{start + seconds},"{",".join(clip.labels)}"')
+    labels = rows[1].split(",", 3)[3]
+    bad = {"absent": folder / "audio" / "absent.wav", "corrupt": folder / "audio" / "corrupt.wav",
+           "unsupported": folder / "audio" / "phone.m4a"}
+    bad["corrupt"].write_bytes(b"RIFF\x00\x00\x00\x00WAVE this is not audio")
+    bad["unsupported"].write_bytes(b"\x00\x00\x00\x20ftypM4A an AAC recording")
+    rows += [f"{p.stem},0,{seconds},{labels}" for p in bad.values()]
+    (folder / "recordings.csv").write_text("\n".join(rows) + "\n")
+    shutil.rmtree(raw)
+    return bad
+
+
 TINY_TAL = {"name": "tal", "params": {"embedding_size": 64, "n_conv_layers": 2, "n_pool_layers": 2}}
 
 

@@ -45,7 +45,7 @@ def finished(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_default_workflow_produces_the_comparison(finished):
-    out = finished / "results" / "comparison"
+    out = finished / "results" / "comparison" / "config"  # named after config/config.yaml
     for name in FINAL:
         assert (out / name).stat().st_size > 1000, name
     for png in out.glob("*.png"):
@@ -123,20 +123,37 @@ def test_lint_has_no_findings(tmp_path):
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda c: c["models"]["linear"].setdefault("augment", {}).update(freqmm=4), "'freqmm' was unexpected"),
-    (lambda c: c["datasets"]["synth"].update(sorce="synth"), "'sorce' was unexpected"),
+    (lambda c: c["models"]["linear"].setdefault("augment", {}).update(freqmm=4),
+     "models.linear.augment: unknown key 'freqmm' (allowed: mixup, mixup_alpha, freqm, timem, noise)"),
+    (lambda c: c["datasets"]["synth"].update(sorce="synth"), "datasets.synth: unknown key 'sorce' (allowed: source, path"),
+    (lambda c: c.update(seeds=["zero"]), "seeds.0: 'zero' is not of type 'integer'"),
+    (lambda c: c["datasets"]["synth"].update(split={"valid": 1.5}), "datasets.synth.split.valid: 1.5 is greater than"),
+    (lambda c: c["datasets"]["synth"].update(segments=["all.csv"]),
+     "datasets.synth: give either train_segments and eval_segments, or segments and split"),
     (lambda c: c["models"]["linear"]["model"]["params"].update(hiden_dim=3), "model 'linear' has no hyper-parameter 'hiden_dim'"),
     (lambda c: c["ensembles"].update(pair=["linear", "vgg"]), "ensembles.pair: unknown model 'vgg'"),
     (lambda c: c["models"].update(data=c["models"]["linear"]), "'data' is reserved"),
     (lambda c: c["models"]["crnn"]["data"].update(frontend="mel80"), "target_length has no entry for front-end mel80"),
 ])
-def test_config_mistakes_are_reported_readably(tmp_path, edit, message):
+def test_config_mistakes_are_reported_in_a_few_lines(tmp_path, edit, message):
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     edit(config)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     result = snakemake(tmp_path, "-n", config=path)
-    assert result.returncode != 0 and message in result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and message in output, output[-3000:]
+    assert len(output.strip().splitlines()) <= 6 and "$schema" not in output, output  # not the schema
+
+
+def test_each_config_has_its_own_comparison_folder(tmp_path):
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / "named.yaml").write_text(yaml.safe_dump({**config, "name": "small_models"}))
+    for path, folder in (("mine.yaml", "mine"), ("named.yaml", "small_models")):
+        dry = snakemake(tmp_path, "-n", config=tmp_path / path)
+        assert dry.returncode == 0, dry.stderr[-2000:]
+        assert f"results/comparison/{folder}/table.md" in dry.stdout and "results/comparison/table.md" not in dry.stdout
 
 
 def test_schema_file_is_generated_from_the_run_config():
@@ -165,15 +182,15 @@ def test_a_preempted_training_job_is_retried_and_resumes(tmp_path):
     trainer = None
     for _ in range(600):  # wait until training is inside epoch 2
         if log.exists() and "epoch 2 step" in log.read_text():
-            trainer = next(p for p in psutil.process_iter(["cmdline"])
-                           if p.info["cmdline"][:4] == [sys.executable, "-m", "atdr", "train"]
-                           or p.info["cmdline"][1:4] == ["-m", "atdr", "train"])
+            trainer = next(p for p in psutil.process_iter(["cmdline", "cwd"])  # this test's, not another's
+                           if p.info["cmdline"] and p.info["cmdline"][1:4] == ["-m", "atdr", "train"]
+                           and p.info["cwd"] == str(tmp_path))
             break
         time.sleep(0.2)
     assert trainer is not None, "training never reached epoch 2"
     trainer.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=600) == 0
-    assert "resuming results/synth/linear/seed0 from epoch" in log.read_text()  # the retry's log
+    assert "resuming results/synth/linear/seed0 at epoch" in log.read_text()  # the retry's log
     metrics = pd.read_csv(tmp_path / "results" / "synth" / "linear" / "seed0" / "metrics.csv")
     assert list(metrics.epoch) == [1, 2, 3, 4]
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from typing import NamedTuple
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from atdr.config import AugmentConfig
 from atdr.data.audio import load_audio
@@ -92,3 +93,36 @@ def collate(batch: list) -> tuple[torch.Tensor, torch.Tensor] | None:
     """`default_collate` without the items that could not be read; `None` if none is left."""
     batch = [item for item in batch if item is not None]
     return default_collate(batch) if batch else None
+
+
+class Batch(NamedTuple):
+    """The clips of a batch that could be read, in order, and the dataset indices of those that
+    could not (so that nothing is dropped without a record)."""
+
+    features: torch.Tensor | None  # [clips, time, freq]; None when no clip could be read
+    targets: torch.Tensor | None  # [clips, classes]
+    unreadable: list[int]
+
+
+class _Numbered(Dataset):
+    """A dataset's items with their index: `(index, item)`."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[int, tuple | None]:
+        return (key[0] if isinstance(key, tuple) else key), self.dataset[key]
+
+
+def _collate_numbered(items: list[tuple[int, tuple | None]]) -> Batch:
+    unreadable = [i for i, item in items if item is None]
+    readable = collate([item for _, item in items])
+    return Batch(*(readable or (None, None)), unreadable)
+
+
+def batch_loader(dataset: AudioDataset, batch_size: int, **kwargs) -> DataLoader:
+    """A DataLoader of `Batch`es of `dataset` (keyword arguments as DataLoader's)."""
+    return DataLoader(_Numbered(dataset), batch_size, collate_fn=_collate_numbered, **kwargs)

@@ -14,8 +14,9 @@ shell.prefix(
 
 if not config:
     raise WorkflowError("no config: run from the repository root (the default profile loads config/config.yaml) or pass --configfile")
-validate(config, "../schemas/config.schema.yaml")
 try:
+    atdr_workflow.check_schema(config)  # a mistake in one line, not the schema
+    validate(config, "../schemas/config.schema.yaml")  # fills in the defaults
     atdr_workflow.check(config)
 except AtdrError as e:
     raise WorkflowError(f"config: {e}")
@@ -25,6 +26,7 @@ MODELS = list(config["models"])
 SEEDS = [str(s) for s in config["seeds"]]
 ENSEMBLES = list(config["ensembles"])
 RESULTS = atdr_workflow.RESULTS
+COMPARISON = atdr_workflow.comparison_dir(config, workflow.configfiles)
 
 
 def choice(names):
@@ -49,14 +51,30 @@ def download_dir(w):
 
 
 def segment_names(dataset):
+    """The segment lists a dataset names (those to split, or those of train and eval)."""
     ds = config["datasets"][dataset]
-    return " ".join(ds["train_segments"] + ds["eval_segments"])
+    return ds.get("segments") or ds["train_segments"] + ds["eval_segments"]
 
 
-def segment_args(w):
-    """`--segments FILE` for each segment list of a split (train or eval)."""
-    names = config["datasets"][w.dataset][f"{w.split}_segments"]
-    return " ".join(f"--segments {download_dir(w)}/{name}" for name in names)
+def split_inputs(w):
+    return atdr_workflow.source_files(config, w.dataset, config["datasets"][w.dataset]["segments"])
+
+
+def datafile_segments(w):
+    """The segment list(s) of a split: written by the split rule, or named in the config."""
+    ds = config["datasets"][w.dataset]
+    if "split" in ds:
+        return [f"{atdr_workflow.data_dir(w.dataset)}/{w.split}_segments.csv"]
+    return atdr_workflow.source_files(config, w.dataset, ds[f"{w.split}_segments"])
+
+
+def class_list_source(w):
+    """A folder's own class list, as an input (an edit re-runs everything it reaches)."""
+    return atdr_workflow.source_files(config, w.dataset, ["class_labels_indices.csv"])
+
+
+def derived_classes(w):
+    return atdr_workflow.derived_classes(config, w.dataset, segment_names(w.dataset))
 
 
 def run_path(w):
@@ -68,8 +86,7 @@ def train_inputs(w):
     data = atdr_workflow.data_dir(w.dataset)
     inputs = {
         "config": f"{run_path(w)}/run.yaml",
-        "train": f"{data}/train.json",
-        "eval": f"{data}/eval.json",
+        **{split: f"{data}/{split}.json" for split in atdr_workflow.splits(config, w.dataset)},
         "labels": f"{download_dir(w)}/class_labels_indices.csv",
     }
     if config["datasets"][w.dataset]["balanced_sampling"]:
@@ -95,7 +112,7 @@ def ensemble_dirs():
 def final_targets():
     """The comparison table and figures, and every run's best checkpoint (deleting one
     retrains only that run and what depends on it)."""
-    tables = [f"{RESULTS}/comparison/table.{ext}" for ext in ("csv", "md", "tex")]
-    figures = [f"{RESULTS}/comparison/{name}.png" for name in ("mAP_by_model", "per_class_ap", "training_curves", "mAP_vs_params")]
+    tables = [f"{COMPARISON}/table.{ext}" for ext in ("csv", "md", "tex")]
+    figures = [f"{COMPARISON}/{name}.png" for name in ("mAP_by_model", "per_class_ap", "training_curves", "mAP_vs_params")]
     checkpoints = [f"{run}/checkpoints/best.pt" for run in run_dirs()]
-    return tables + figures + [f"{RESULTS}/comparison/mAP_by_model.pdf"] + checkpoints
+    return tables + figures + [f"{COMPARISON}/mAP_by_model.pdf"] + checkpoints

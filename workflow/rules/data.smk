@@ -1,12 +1,14 @@
-# Stage 1: raw data (synthesised, or an AudioSet-layout folder) -> json datafiles -> sample weights.
+# Stage 1: raw data (synthesised, or a folder of recordings) -> [split] -> json datafiles -> sample weights.
 # Both sources leave the same layout in results/{dataset}/download: class_labels_indices.csv,
-# the segment lists named in the config, and audio/.
+# the segment lists named in the config, and audio/. The segment lists and a folder's class list
+# are inputs of the rules that read them: editing one re-runs what it reaches, and nothing else.
 
 
 rule synth:
     output:
         labels=f"{RESULTS}/{{dataset}}/download/class_labels_indices.csv",
         audio=directory(f"{RESULTS}/{{dataset}}/download/audio"),
+        segments=[f"{RESULTS}/{{dataset}}/download/{name}" for name in ("balanced_train_segments.csv", "eval_segments.csv")],
     params:
         out=download_dir,
         synth=lambda w: atdr_workflow.canonical(config["datasets"][w.dataset]["synth"]),
@@ -22,13 +24,16 @@ rule synth:
 
 
 rule link_folder:
+    input:
+        class_list_source,
     output:
         labels=f"{RESULTS}/{{dataset}}/download/class_labels_indices.csv",
         audio=directory(f"{RESULTS}/{{dataset}}/download/audio"),
     params:
         source=lambda w: config["datasets"][w.dataset]["path"],
         out=download_dir,
-        segments=lambda w: segment_names(w.dataset),
+        segments=lambda w: " ".join(segment_names(w.dataset)),
+        classes=derived_classes,  # without a class list in the folder: re-link when the labels used change
     wildcard_constraints:
         dataset=choice(of_source("folder")),
     conda:
@@ -39,24 +44,46 @@ rule link_folder:
         "python -m atdr link {params.source:q} {params.out} --segments {params.segments} 2> {log}"
 
 
+rule split:
+    input:
+        segments=split_inputs,
+        checked=f"{RESULTS}/{{dataset}}/download/class_labels_indices.csv",  # after the source was checked
+    output:
+        [f"{RESULTS}/{{dataset}}/data/{split}_segments.csv" for split in ("train", "valid", "eval")],
+    params:
+        split=lambda w: atdr_workflow.canonical(config["datasets"][w.dataset]["split"]),
+        out=lambda w: atdr_workflow.data_dir(w.dataset),
+    conda:
+        "../../envs/atdr.yaml"
+    log:
+        f"{RESULTS}/logs/{{dataset}}/split.log",
+    shell:
+        "python -m atdr split {input.segments:q} --valid {params.split[valid]} --eval {params.split[eval]}"
+        " --seed {params.split[seed]} --out {params.out} 2> {log}"
+
+
 rule datafile:
     input:
+        segments=datafile_segments,
         labels=f"{RESULTS}/{{dataset}}/download/class_labels_indices.csv",
         audio=f"{RESULTS}/{{dataset}}/download/audio",
     output:
         datafile=f"{RESULTS}/{{dataset}}/data/{{split}}.json",
         missing=f"{RESULTS}/{{dataset}}/data/{{split}}_missing.csv",
+        unreadable=f"{RESULTS}/{{dataset}}/data/{{split}}_unreadable.csv",
     wildcard_constraints:
-        split="train|eval",
+        split="train|valid|eval",
     params:
-        segments=segment_args,
+        verify=lambda w: "--verify" if config["datasets"][w.dataset]["verify"] else "",
+    threads: 8  # clips probed at once (I/O bound)
     conda:
         "../../envs/atdr.yaml"
     log:
         f"{RESULTS}/logs/{{dataset}}/datafile_{{split}}.log",
     shell:
-        "python -m atdr prep {params.segments} --audio {input.audio} --labels {input.labels}"
-        " --out {output.datafile} --missing {output.missing} 2> {log}"
+        "python -m atdr prep --segments {input.segments:q} --audio {input.audio} --labels {input.labels}"
+        " --out {output.datafile} --missing {output.missing} --unreadable {output.unreadable} {params.verify}"
+        " --workers {threads} 2> {log}"
 
 
 rule weights:

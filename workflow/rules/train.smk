@@ -1,6 +1,7 @@
 # Stage 3: one training job per (dataset, model, seed). The run config is written by its own rule
 # so that a changed setting re-runs exactly the runs it reaches. Training resumes from
-# checkpoints/last.pt (not a declared output, so Snakemake keeps it) after pre-emption or a retry.
+# checkpoints/last.pt (not a declared output, so Snakemake keeps it) after pre-emption or a retry;
+# with a changed run config, --force clears every output of the old run first.
 
 
 rule run_config:
@@ -41,4 +42,4 @@ rule train:
         f"{RESULTS}/benchmarks/{{dataset}}/{{model}}/seed{{seed}}/train.tsv"
     shell:
         "python -m atdr train --config {input.config} --out {params.out} --gpus {resources.gpu}"
-        " --set train.num_workers={params.workers} 2> {log}"
+        " --set train.num_workers={params.workers} --force 2> {log}"
