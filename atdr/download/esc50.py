@@ -4,7 +4,7 @@ The repository archive (checksum-verified), its 2000 5-s clips resampled once fr
 16 kHz (the original uses sox; atdr its own resampler, the one that reads clips) and, in
 AudioSet's layout under `<dest>`:
 - `audio/<clip>.wav` (16 kHz mono PCM), `meta/esc50.csv` (the official metadata);
-- `class_labels_indices.csv`: the 50 categories in target order with the original's ids
+- `class_labels_indices.csv`: the categories (50) in target order with the original's ids
   `/m/07rwj00` ... `/m/07rwj49` (its esc_class_labels_indices.csv);
 - `fold1.csv` ... `fold5.csv`: the official cross-validation folds as segment lists. The
   original's fold k trains on the other four folds and is evaluated on fold k.
@@ -22,7 +22,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from atdr.atomic import write_text
-from atdr.data.audio import AudioConversionWarning, load_audio, write_audio
+from atdr.data.audio import SAMPLE_RATE, AudioConversionWarning, load_audio, write_audio
 from atdr.data.labels import LabelSet
 from atdr.data.segments import Segment, write_segments
 from atdr.download.addresses import ESC50_DIGEST, ESC50_URL, Digest
@@ -33,8 +33,6 @@ from atdr.errors import AtdrError
 log = logging.getLogger(__name__)
 
 FOLDS = 5
-CLASSES = 50
-SECONDS = 5.0
 MID = "/m/07rwj{:02d}"  # the original's dummy ids
 
 
@@ -65,17 +63,20 @@ def download_esc50(dest: str | Path, *, url: str = ESC50_URL, digest: Digest | N
         if names[row["target"]] != row["category"]:
             raise AtdrError(f"{root / 'meta' / 'esc50.csv'}: target {row['target']} is both {names[row['target']]!r} "
                             f"and {row['category']!r}")
-    if sorted(names) != list(range(CLASSES)):
-        raise AtdrError(f"{root / 'meta' / 'esc50.csv'}: expected targets 0..{CLASSES - 1}, found {len(names)} classes")
-    labels = LabelSet(tuple(MID.format(t) for t in range(CLASSES)), tuple(names[t] for t in range(CLASSES)))
+    if sorted(names) != list(range(len(names))):
+        raise AtdrError(f"{root / 'meta' / 'esc50.csv'}: targets must be 0..{len(names) - 1} without gaps")
+    labels = LabelSet(tuple(MID.format(t) for t in range(len(names))), tuple(names[t] for t in range(len(names))))
 
     audio = dest / "audio"
+    seconds = {}
     with warnings.catch_warnings():  # resampling is the point here
         warnings.simplefilter("ignore", AudioConversionWarning)
         for row in tqdm(rows, desc="ESC-50 to 16 kHz", unit="clip", disable=None if progress else True):
-            write_audio(audio / row["filename"], load_audio(root / "audio" / row["filename"]))
+            wave = load_audio(root / "audio" / row["filename"])
+            write_audio(audio / row["filename"], wave)
+            seconds[row["filename"]] = round(len(wave) / SAMPLE_RATE, 3)
     for k in range(1, FOLDS + 1):
-        segments = [Segment(Path(r["filename"]).stem, 0.0, SECONDS, (labels.mids[r["target"]],))
+        segments = [Segment(Path(r["filename"]).stem, 0.0, seconds[r["filename"]], (labels.mids[r["target"]],))
                     for r in rows if r["fold"] == k]
         write_segments(dest / f"fold{k}.csv", segments, title=f"ESC-50 fold {k} (atdr download esc50)")
     labels.write(dest / "class_labels_indices.csv")
@@ -90,7 +91,7 @@ def download_esc50(dest: str | Path, *, url: str = ESC50_URL, digest: Digest | N
         archive.unlink()
     write_text(done, json.dumps({"clips": len(rows), "digest": str(digest)}) + "\n")
     log.info("ESC-50: %d clips at 16 kHz in %s, %d classes, folds in fold1.csv..fold%d.csv", len(rows), audio,
-             CLASSES, FOLDS)
+             len(labels), FOLDS)
 
 
 def _read_meta(path: Path) -> list[dict]:
@@ -107,7 +108,7 @@ def _read_meta(path: Path) -> list[dict]:
             row["fold"], row["target"] = int(row["fold"]), int(row["target"])
         except ValueError:
             raise AtdrError(f"{path}:{i}: fold and target must be integers") from None
-        if not (1 <= row["fold"] <= FOLDS and 0 <= row["target"] < CLASSES):
+        if not (1 <= row["fold"] <= FOLDS and row["target"] >= 0):
             raise AtdrError(f"{path}:{i}: fold {row['fold']} or target {row['target']} out of range")
         check_clip_id(Path(row["filename"]).stem, f"{path}:{i}")
         if Path(row["filename"]).name != row["filename"] or not row["filename"].endswith(".wav"):

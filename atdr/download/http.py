@@ -29,7 +29,7 @@ from atdr.errors import AtdrError
 log = logging.getLogger(__name__)
 
 TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
-CHUNK = 1 << 20
+CHUNK = 1 << 16  # a broken transfer loses at most the chunk being read
 USER_AGENT = f"atdr/{__version__}"
 
 

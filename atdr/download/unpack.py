@@ -105,6 +105,7 @@ def _tar(archive: Path, staging: Path, limit: int) -> int:
 
     def accept(member: tarfile.TarInfo, path: str) -> tarfile.TarInfo:
         nonlocal total, count
+        member_path(member.name, archive)  # refuse absolute names (the data filter would strip the '/')
         try:
             member = tarfile.data_filter(member, path)
         except tarfile.FilterError as e:
