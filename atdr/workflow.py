@@ -2,7 +2,10 @@
 the checks made at start-up, and the config schema.
 
 The workflow config (config/config.yaml, config/README.md) names datasets, models, seeds and
-ensembles. A run's config is built by deep-merging, later entries winning:
+ensembles. `prepare` first expands each cross-validation dataset (`folds`) into one dataset per
+fold, `<name>_fold<k>`, evaluated on fold k and trained on the others (the comparison report
+aggregates them back), and fills in where each downloaded corpus lives. A run's config is built
+by deep-merging, later entries winning:
 `run_defaults` -> `models.<model>` -> `datasets.<dataset>.run_overrides` ->
 `datasets.<dataset>.model_overrides.<model>`, then the data paths of the dataset, the front-end's
 input length and the seed. The schema's run sections are generated from the pydantic models of
@@ -12,6 +15,7 @@ input length and the seed. The schema's run sections are generated from the pyda
 from __future__ import annotations
 
 import copy
+import re
 import sys
 from typing import Any
 
@@ -23,6 +27,10 @@ from atdr.errors import AtdrError
 
 RESULTS = "results"
 RESERVED = ("data", "download", "ensembles", "comparison", "logs", "benchmarks")
+RESERVED_DATASETS = ("comparison", "logs", "benchmarks", "downloads")
+NETWORK_SOURCES = ("youtube", "archives", "esc50", "speechcommands")
+FOLD = re.compile(r"^(?P<base>.+)_fold(?P<fold>\d+)$")  # a dataset that is one fold of a cross-validation
+SPLITS = ("train", "valid", "eval")
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -54,6 +62,74 @@ def run_dir(dataset: str, model: str, seed: int | str) -> str:
     return f"{RESULTS}/{dataset}/{model}/seed{seed}"
 
 
+def prepare(datasets: dict) -> dict:
+    """The datasets the workflow runs: cross-validations expanded into one dataset per fold, and
+    every downloaded corpus with its `path` (default `resources/data/<corpus>`)."""
+    prepared = {}
+    for name, ds in datasets.items():
+        ds = copy.deepcopy(ds)
+        if ds["source"] in NETWORK_SOURCES and "path" not in ds:
+            ds["path"] = f"resources/data/{name if ds['source'] == 'archives' else DEFAULT_STORE[ds['source']]}"
+        if "folds" not in ds:
+            if FOLD.match(name):
+                raise AtdrError(f"datasets.{name}: names ending in _fold<k> are the folds of a cross-validation "
+                                "(datasets.<name>.folds); rename the dataset")
+            prepared[name] = ds
+            continue
+        folds = ds.pop("folds")
+        given = [f"{split}_segments" for split in ("train", "eval") if f"{split}_segments" in ds]
+        if given:
+            raise AtdrError(f"datasets.{name}: folds makes the train and eval lists of each fold; remove {given[0]}")
+        if len(set(folds)) != len(folds):
+            raise AtdrError(f"datasets.{name}.folds: a segment list is given twice")
+        for k, held_out in enumerate(folds, 1):
+            prepared[f"{name}_fold{k}"] = {**copy.deepcopy(ds), "eval_segments": [held_out],
+                                           "train_segments": [f for f in folds if f != held_out]}
+    return prepared
+
+
+DEFAULT_STORE = {"youtube": "audioset", "esc50": "esc50", "speechcommands": "speechcommands"}
+
+
+def splits(ds: dict) -> dict[str, list[str]]:
+    """Segment lists per split (`valid` only where the dataset has one)."""
+    return {split: ds[f"{split}_segments"] for split in SPLITS if f"{split}_segments" in ds}
+
+
+def segment_lists(ds: dict) -> list[str]:
+    """Every segment list a dataset reads, each once."""
+    return list(dict.fromkeys(name for names in splits(ds).values() for name in names))
+
+
+def store_key(path: str) -> str:
+    """A download folder as a plain name (for the workflow's flags and logs)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", path.strip("/")) or "root"
+
+
+def stores(config: dict) -> dict[str, dict]:
+    """Download folders by key: `path`, `source`, the segment lists any dataset reads from it,
+    and the first such dataset's settings (`dataset`)."""
+    found: dict[str, dict] = {}
+    for name, ds in config["datasets"].items():
+        if ds["source"] not in NETWORK_SOURCES:
+            continue
+        store = found.setdefault(store_key(ds["path"]), {"path": ds["path"], "source": ds["source"], "lists": [],
+                                                         "dataset": ds})
+        if store["source"] != ds["source"] or store["path"] != ds["path"]:
+            raise AtdrError(f"datasets.{name}: path {ds['path']} is also the download folder of a "
+                            f"{store['source']} dataset; give each source its own folder")
+        store["lists"] = list(dict.fromkeys(store["lists"] + segment_lists(ds)))
+    return found
+
+
+def pretrained_weights(config: dict, dataset: str, model: str) -> list[str]:
+    """Published weights this run starts from (`atdr download weights` names)."""
+    from atdr.download.weights import required
+
+    spec = _settings(config, dataset, model)["model"]
+    return required(spec["name"], spec.get("params", {}))
+
+
 def frontend_of(config: dict, dataset: str, model: str) -> str:
     return _settings(config, dataset, model)["data"]["frontend"]
 
@@ -81,6 +157,7 @@ def run_config(config: dict, dataset: str, model: str, seed: int) -> dict:
     root = data_dir(dataset)
     data = {
         "train": f"{root}/train.json",
+        "valid": f"{root}/valid.json" if "valid_segments" in ds else None,
         "eval": f"{root}/eval.json",
         "labels": f"{RESULTS}/{dataset}/download/class_labels_indices.csv",
         "weights": f"{root}/train_weight.csv" if ds["balanced_sampling"] else None,
@@ -108,6 +185,10 @@ def check(config: dict) -> None:
     for name in config["models"]:
         if name in RESERVED:
             raise AtdrError(f"models.{name}: '{name}' is reserved for the results layout; rename the model")
+    for name, ds in config["datasets"].items():
+        if name in RESERVED_DATASETS:
+            raise AtdrError(f"datasets.{name}: '{name}' is reserved for the results layout; rename the dataset")
+    stores(config)
     for dataset in config["datasets"]:
         for model in config["models"]:
             parse_config(run_config(config, dataset, model, 0), f"config (datasets.{dataset} x models.{model})")
@@ -142,20 +223,44 @@ def config_schema() -> dict:
     run = {"type": "object", "additionalProperties": False, "properties": run_sections}
     model = {"type": "object", "additionalProperties": False, "required": ["model", "data"],
              "properties": run_sections, "description": "a run config without paths: model, data.frontend, augment, optim, train"}
+    lists = {"type": "array", "items": {"type": "string"}, "minItems": 1}
+    url = {"type": "string", "description": "URL or local path"}
     dataset = {
         "type": "object", "additionalProperties": False,
-        "required": ["source", "train_segments", "eval_segments", "target_length"],
+        "required": ["source", "target_length"],
         "properties": {
-            "source": {"enum": ["synth", "folder"], "description": "synth: the embedded dataset; folder: an AudioSet-layout folder"},
-            "path": {"type": "string", "description": "source folder: class_labels_indices.csv, segment lists, audio/"},
+            "source": {"enum": ["synth", "folder", *NETWORK_SOURCES],
+                       "description": "synth: the embedded dataset; folder: an AudioSet-layout folder; youtube, archives, "
+                                      "esc50, speechcommands: downloaded (atdr download)"},
+            "path": {"type": "string", "description": "folder: the AudioSet-layout folder; downloaded sources: where the "
+                                                      "download goes (default resources/data/<corpus>)"},
             "synth": {"type": "object", "additionalProperties": False, "properties": {
                 "train": {"type": "integer", "minimum": 1, "default": 500},
                 "eval": {"type": "integer", "minimum": 1, "default": 200},
                 "seconds": {"type": "number", "minimum": 0.25, "default": 2.0},
                 "classes": {"type": "integer", "minimum": 2, "maximum": 10, "default": 10},
                 "seed": {"type": "integer", "default": 0}}},
-            "train_segments": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-            "eval_segments": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            "train_segments": lists,
+            "valid_segments": {**lists, "description": "validation split: the best epoch is chosen on it"},
+            "eval_segments": lists,
+            "folds": {**lists, "minItems": 2, "description": "cross-validation: one dataset <name>_fold<k> per list, "
+                                                             "evaluated on list k and trained on the others"},
+            "archives": {"type": "array", "minItems": 1, "description": "source archives: shards with their sha256",
+                         "items": {"type": "object", "additionalProperties": False, "required": ["url", "sha256"],
+                                   "properties": {"url": url, "sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}}}},
+            "files": {"type": "object", "additionalProperties": url,
+                      "description": "source archives: metadata files by name (default: AudioSet's official lists)"},
+            "parquet": {"type": "object", "additionalProperties": False,
+                        "properties": {"id_column": {"type": "string"}, "audio_column": {"type": "string"}}},
+            "archive": {"type": "object", "additionalProperties": False, "required": ["url"],
+                        "description": "esc50, speechcommands: fetch this copy instead of the official archive",
+                        "properties": {"url": url, "sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+                                       "md5": {"type": "string", "pattern": "^[0-9a-fA-F]{32}$"}},
+                        "oneOf": [{"required": ["sha256"]}, {"required": ["md5"]}]},
+            "youtube": {"type": "object", "additionalProperties": False, "properties": {
+                "url_template": {"type": "string", "pattern": "\\{ytid\\}", "description": "where a clip is looked up"},
+                "min_fraction": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.5,
+                                 "description": "fail a list when less than this share of it downloads"}}},
             "target_length": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1},
                               "description": "frames per clip for each front-end used on this dataset"},
             "task": {"enum": ["multilabel", "singlelabel"], "default": "multilabel"},
@@ -163,7 +268,9 @@ def config_schema() -> dict:
             "run_overrides": run,
             "model_overrides": {"type": "object", "additionalProperties": run},
         },
-        "allOf": [{"if": {"properties": {"source": {"const": "folder"}}}, "then": {"required": ["path"]}}],
+        "allOf": [{"if": {"properties": {"source": {"const": "folder"}}}, "then": {"required": ["path"]}},
+                  {"if": {"properties": {"source": {"const": "archives"}}}, "then": {"required": ["archives"]}},
+                  {"anyOf": [{"required": ["folds"]}, {"required": ["train_segments", "eval_segments"]}]}],
     }
     name = {"pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$"}
     return {

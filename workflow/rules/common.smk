@@ -3,6 +3,7 @@ from pathlib import Path
 
 import atdr.workflow as atdr_workflow
 from atdr.errors import AtdrError
+from atdr.models._pretrained import checkpoint_dir
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -16,6 +17,7 @@ if not config:
     raise WorkflowError("no config: run from the repository root (the default profile loads config/config.yaml) or pass --configfile")
 validate(config, "../schemas/config.schema.yaml")
 try:
+    config["datasets"] = atdr_workflow.prepare(config["datasets"])  # cross-validation folds, download folders
     atdr_workflow.check(config)
 except AtdrError as e:
     raise WorkflowError(f"config: {e}")
@@ -25,6 +27,8 @@ MODELS = list(config["models"])
 SEEDS = [str(s) for s in config["seeds"]]
 ENSEMBLES = list(config["ensembles"])
 RESULTS = atdr_workflow.RESULTS
+CHECKPOINTS = str(checkpoint_dir())  # published weights ($ATDR_CHECKPOINTS or resources/checkpoints)
+STORES = atdr_workflow.stores(config)  # download folders, by key
 
 
 def choice(names):
@@ -32,8 +36,8 @@ def choice(names):
     return "|".join(re.escape(n) for n in names) or "(?!)"
 
 
-def of_source(source):
-    return [d for d, ds in config["datasets"].items() if ds["source"] == source]
+def of_source(*sources):
+    return [d for d, ds in config["datasets"].items() if ds["source"] in sources]
 
 
 wildcard_constraints:
@@ -49,12 +53,11 @@ def download_dir(w):
 
 
 def segment_names(dataset):
-    ds = config["datasets"][dataset]
-    return " ".join(ds["train_segments"] + ds["eval_segments"])
+    return " ".join(atdr_workflow.segment_lists(config["datasets"][dataset]))
 
 
 def segment_args(w):
-    """`--segments FILE` for each segment list of a split (train or eval)."""
+    """`--segments FILE` for each segment list of a split (train, valid or eval)."""
     names = config["datasets"][w.dataset][f"{w.split}_segments"]
     return " ".join(f"--segments {download_dir(w)}/{name}" for name in names)
 
@@ -66,13 +69,15 @@ def run_path(w):
 def train_inputs(w):
     """Datafiles, class list, weights and norm stats a run reads."""
     data = atdr_workflow.data_dir(w.dataset)
+    ds = config["datasets"][w.dataset]
     inputs = {
         "config": f"{run_path(w)}/run.yaml",
-        "train": f"{data}/train.json",
-        "eval": f"{data}/eval.json",
+        **{split: f"{data}/{split}.json" for split in atdr_workflow.splits(ds)},
         "labels": f"{download_dir(w)}/class_labels_indices.csv",
+        # published weights: a fresh copy of the same file does not retrain
+        "pretrained": [ancient(f"{CHECKPOINTS}/{name}.pth") for name in atdr_workflow.pretrained_weights(config, w.dataset, w.model)],
     }
-    if config["datasets"][w.dataset]["balanced_sampling"]:
+    if ds["balanced_sampling"]:
         inputs["weights"] = f"{data}/train_weight.csv"
     if atdr_workflow.uses_norm_stats(config, w.dataset, w.model):
         frontend = atdr_workflow.frontend_of(config, w.dataset, w.model)

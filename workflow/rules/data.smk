@@ -1,6 +1,6 @@
-# Stage 1: raw data (synthesised, or an AudioSet-layout folder) -> json datafiles -> sample weights.
-# Both sources leave the same layout in results/{dataset}/download: class_labels_indices.csv,
-# the segment lists named in the config, and audio/.
+# Stage 1: raw data (synthesised, an AudioSet-layout folder, or downloaded: download.smk) -> json
+# datafiles -> sample weights. Every source leaves the same layout in results/{dataset}/download:
+# class_labels_indices.csv, the segment lists named in the config, and audio/.
 
 
 rule synth:
@@ -47,7 +47,7 @@ rule datafile:
         datafile=f"{RESULTS}/{{dataset}}/data/{{split}}.json",
         missing=f"{RESULTS}/{{dataset}}/data/{{split}}_missing.csv",
     wildcard_constraints:
-        split="train|eval",
+        split="train|valid|eval",
     params:
         segments=segment_args,
     conda:
