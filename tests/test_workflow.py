@@ -106,7 +106,8 @@ def test_changing_one_models_setting_reruns_only_that_model(finished, tmp_path):
     assert "norm_stats" not in jobs and "synth" not in jobs
 
 
-def test_paper_config_plans_the_full_audioset_dag_without_data(tmp_path):
+def test_paper_config_plans_the_full_audioset_dag_without_data(tmp_path, monkeypatch):
+    monkeypatch.setitem(ENV, "ATDR_CHECKPOINTS", str(tmp_path / "checkpoints"))
     result = snakemake(tmp_path, "-n", config=ROOT / "config" / "paper.yaml")
     assert result.returncode == 0, result.stderr[-2000:]
     paper = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
@@ -114,6 +115,7 @@ def test_paper_config_plans_the_full_audioset_dag_without_data(tmp_path):
     assert planned(result) == {
         "link_folder": 2, "datafile": 4, "weights": 1, "run_config": runs, "train": runs, "evaluate": runs,
         "ensemble": len(paper["datasets"]) * len(paper["ensembles"]), "compare": 1, "all": 1,
+        "pretrained_weights": 1,  # the ImageNet DeiT of the AST recipes, fetched once
     }
 
 
