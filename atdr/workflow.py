@@ -16,13 +16,20 @@ from __future__ import annotations
 
 import copy
 import re
+import shlex
 import sys
 from typing import Any
 
 import yaml
 
 from atdr.atomic import write_text
-from atdr.config import AugmentConfig, ModelConfig, OptimConfig, TrainConfig, parse_config
+from atdr.config import (
+    AugmentConfig,
+    ModelConfig,
+    OptimConfig,
+    TrainConfig,
+    parse_config,
+)
 from atdr.errors import AtdrError
 
 RESULTS = "results"
@@ -122,6 +129,39 @@ def stores(config: dict) -> dict[str, dict]:
     return found
 
 
+def download_flags(config: dict, dataset: str) -> list[str]:
+    """The success flags (results/downloads/<folder key>/) of the downloads a dataset reads: its
+    segment lists for `youtube`, the whole corpus otherwise."""
+    ds = config["datasets"][dataset]
+    flags = f"{RESULTS}/downloads/{store_key(ds['path'])}"
+    if ds["source"] == "youtube":
+        return [f"{flags}/{name}.ready" for name in segment_lists(ds)]
+    return [f"{flags}/{ds['source']}.ready"]
+
+
+def download_args(store: dict) -> str:
+    """`atdr download` options from the settings of the first dataset using a download folder."""
+    from atdr.download.addresses import AUDIOSET_CSV
+
+    ds, quote = store["dataset"], shlex.quote
+    if store["source"] == "youtube":
+        settings = ds.get("youtube", {})
+        template = f" --url-template {quote(settings['url_template'])}" if "url_template" in settings else ""
+        return f"--min-fraction {settings.get('min_fraction', 0.5)}{template}"
+    if store["source"] == "archives":
+        files = ds.get("files") or {name: AUDIOSET_CSV.format(name=name)
+                                    for name in ["class_labels_indices.csv", *store["lists"]]}
+        args = [f"--archive {quote(a['url'])} {a['sha256']}" for a in ds["archives"]]
+        args += [f"--file {quote(f'{name}={source}')}" for name, source in files.items()]
+        args += [f"--{key.replace('_', '-')} {quote(value)}" for key, value in ds.get("parquet", {}).items()]
+        return " ".join(args)
+    archive = ds.get("archive")  # esc50, speechcommands: another copy of the official archive
+    if not archive:
+        return ""
+    digest = f"--sha256 {archive['sha256']}" if "sha256" in archive else f"--md5 {archive['md5']}"
+    return f"--url {quote(archive['url'])} {digest}"
+
+
 def pretrained_weights(config: dict, dataset: str, model: str) -> list[str]:
     """Published weights this run starts from (`atdr download weights` names)."""
     from atdr.download.weights import required
@@ -185,7 +225,7 @@ def check(config: dict) -> None:
     for name in config["models"]:
         if name in RESERVED:
             raise AtdrError(f"models.{name}: '{name}' is reserved for the results layout; rename the model")
-    for name, ds in config["datasets"].items():
+    for name in config["datasets"]:
         if name in RESERVED_DATASETS:
             raise AtdrError(f"datasets.{name}: '{name}' is reserved for the results layout; rename the dataset")
     stores(config)

@@ -254,7 +254,7 @@ def test_esc50_becomes_16khz_clips_a_class_list_and_the_official_folds(esc50_ser
     assert (info.samplerate, info.channels) == (16000, 1) and info.duration == pytest.approx(0.5, abs=1e-3)
     # fold 1 as the original: train on folds 2-5, evaluate on fold 1
     out = tmp_path / "data"
-    assert main(["-q", "prep", *sum((["--segments", str(dest / f"fold{k}.csv")] for k in (2, 3, 4, 5)), []),
+    assert main(["-q", "prep", *[arg for k in (2, 3, 4, 5) for arg in ("--segments", str(dest / f"fold{k}.csv"))],
                  "--audio", str(dest / "audio"), "--labels", str(dest / "class_labels_indices.csv"),
                  "--out", str(out / "train.json")]) == 0
     train = read_datafile(out / "train.json", labels)

@@ -58,7 +58,7 @@ FAST = {"tries": 3, "wait": 0.01, "workers": 2, "progress": False}
 
 
 def test_clips_are_16khz_mono_flac_of_the_segments_length(youtube):
-    server, store, template = youtube
+    _, store, template = youtube
     name = segment_list(store, IDS[:2])
     stale = store / "audio" / f".{IDS[0]}_2.000.flac.tmp4242"  # what a SIGKILLed run leaves
     stale.parent.mkdir()

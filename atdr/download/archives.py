@@ -38,14 +38,14 @@ class Archive:
 
 
 def download_archives(dest: str | Path, archives: list[Archive], files: dict[str, str] | None = None, *,
-                      keep: bool = False, max_bytes: int | None = None, columns: ParquetColumns = ParquetColumns(),
+                      keep: bool = False, max_bytes: int | None = None, columns: ParquetColumns | None = None,
                       tries: int = 5, wait: float = 2.0, progress: bool = True) -> None:
     dest = Path(dest)
     state = dest / ".atdr" / "archives"
     names = [check_clip_id(a.name, a.source) for a in archives]
     twice = {n for n in names if names.count(n) > 1}
     if twice:
-        raise AtdrError(f"two archives are named {sorted(twice)[0]!r}: give each shard a distinct file name")
+        raise AtdrError(f"two archives are named {min(twice)!r}: give each shard a distinct file name")
     for name, source in (files or {}).items():
         fetch_once(source, dest / check_clip_id(name, source), tries=tries, wait=wait, progress=progress)
     rows = []

@@ -73,7 +73,7 @@ def archive_kind(path: Path) -> str:
 
 
 def unpack(archive: str | Path, dest: str | Path, *, max_bytes: int | None = None,
-           columns: ParquetColumns = ParquetColumns()) -> int:
+           columns: ParquetColumns | None = None) -> int:
     """Unpack `archive` into `dest` (merged with what is there); return the number of files."""
     archive, dest = Path(archive), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -88,7 +88,7 @@ def unpack(archive: str | Path, dest: str | Path, *, max_bytes: int | None = Non
         elif kind == "zip":
             count = _zip(archive, staging, limit)
         else:
-            count = _parquet(archive, staging, limit, columns)
+            count = _parquet(archive, staging, limit, columns or ParquetColumns())
         _merge(staging, dest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -157,11 +157,12 @@ def _zip(archive: Path, staging: Path, limit: int) -> int:
 
 def _parquet(archive: Path, staging: Path, limit: int, columns: ParquetColumns) -> int:
     """One file per row, `<archive stem>/<id><ext>`, from the id and audio columns."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         shard = pq.ParquetFile(archive)
-    except Exception as e:  # pyarrow raises its own error types for broken files
+    except (pa.ArrowException, OSError) as e:
         raise AtdrError(f"{archive}: broken parquet file ({e})") from None
     meta = shard.metadata
     declared = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
