@@ -212,6 +212,17 @@ def test_archives_of_every_kind_unpack_into_one_audio_folder_once(http_server, t
     assert manifest.count(",present") == 3
 
 
+def test_download_archives_cli(http_server, tmp_path):
+    _tar(http_server.root / "s.tar", [(tarfile.TarInfo("FFFFFFFFFFF.flac"), _clip())])
+    (http_server.root / "labels.csv").write_text('index,mid,display_name\n0,/m/a,"A"\n')
+    dest = tmp_path / "store"
+    assert main(["-q", "download", "archives", str(dest), "--archive", http_server.url("s.tar"),
+                 sha256(http_server.root / "s.tar"), "--file", f"class_labels_indices.csv={http_server.url('labels.csv')}",
+                 "--backoff", "0.01"]) == 0
+    assert (dest / "audio" / "FFFFFFFFFFF.flac").is_file() and (dest / "class_labels_indices.csv").is_file()
+    assert main(["download", "archives", str(dest), "--archive", "x.tar", "123"]) == 2  # not a sha256
+
+
 def test_a_shard_with_a_wrong_checksum_is_not_unpacked(http_server, tmp_path):
     _tar(http_server.root / "shard.tar", [(tarfile.TarInfo("EEEEEEEEEEE.flac"), _clip())])
     with pytest.raises(AtdrError, match="shard.tar .*sha256 mismatch"):

@@ -92,3 +92,38 @@ def test_the_weights_rule_fetches_through_the_mirror(http_server, tmp_path, monk
     assert result.returncode == 0, result.stderr[-2000:]
     assert planned(result) == {"pretrained_weights": 1}
     assert target.read_bytes() == served.read_bytes() and (target.parent / f"{target.name}.sha256").is_file()
+
+
+@pytest.mark.slow
+def test_audioset_from_youtube_through_the_workflow_to_datafiles(http_server, tmp_path, monkeypatch):
+    """The official lists and class list through the mirror setting, the clips from local media;
+    two datasets reading one list share its download job."""
+    from test_youtube import IDS, media
+
+    from atdr.data.segments import Segment, write_segments
+
+    csv = http_server.root / "storage.googleapis.com" / "us_audioset" / "youtube_corpus" / "v1" / "csv"
+    csv.mkdir(parents=True)
+    (csv / "class_labels_indices.csv").write_text('index,mid,display_name\n0,/m/09x0r,"Speech"\n1,/m/04rlf,"Music"\n')
+    write_segments(csv / "balanced_train_segments.csv", [Segment(i, 1.0, 3.0, ("/m/09x0r",)) for i in IDS[:3]])
+    write_segments(csv / "eval_segments.csv", [Segment(i, 0.0, 2.0, ("/m/04rlf",)) for i in IDS[2:]])
+    (http_server.root / "media").mkdir()
+    for ytid in IDS[1:]:  # IDS[0] is "removed"
+        (http_server.root / "media" / f"{ytid}.wav").write_bytes(media(4.0))
+    monkeypatch.setitem(ENV, "ATDR_MIRROR", http_server.url(""))
+    youtube = {"source": "youtube", "path": str(tmp_path / "audioset"), "target_length": {"mel64": 20},
+               "youtube": {"url_template": http_server.url("media/{ytid}.wav"), "min_fraction": 0.5},
+               "train_segments": ["balanced_train_segments.csv"], "eval_segments": ["eval_segments.csv"]}
+    config = write_config(tmp_path, {"as_a": youtube, "as_b": {**youtube, "balanced_sampling": False}})
+    targets = [f"results/{d}/data/{s}.json" for d in ("as_a", "as_b") for s in ("train", "eval")]
+    result = snakemake(tmp_path, *targets, config=config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert planned(result) == {"download_youtube": 2, "link_download": 2, "datafile": 4}
+    train = json.loads((tmp_path / "results" / "as_a" / "data" / "train.json").read_text())["data"]
+    assert sorted(c["video_id"] for c in train) == sorted(IDS[1:3])
+    missing = (tmp_path / "results" / "as_a" / "data" / "train_missing.csv").read_text()
+    assert IDS[0] in missing
+    manifest = pd.read_csv(tmp_path / "audioset" / "balanced_train_segments_manifest.csv")
+    assert manifest.status.tolist() == ["unavailable", "ok", "ok"]
+    log, = (tmp_path / "results" / "logs" / "downloads").glob("*/balanced_train_segments.csv.log")
+    assert "got 2 of 3 clips (66.7% of the official list); missing by reason: unavailable: HTTP 404 1" in log.read_text()
