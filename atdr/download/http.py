@@ -122,7 +122,8 @@ def _download(url: str, part: Path, timeout: float, progress: bool) -> None:
             raise AtdrError(f"cannot download {url}: HTTP {status} {response.reason}")
         if status == 206:
             start = int(response.headers.get("Content-Range", "bytes 0-").split()[1].split("-")[0])
-            if start != have:
+            if start != have:  # start over on the next attempt
+                part.unlink()
                 raise TransientError(f"{url}: server resumed at byte {start}, not {have}")
             mode = "ab"
         else:  # 200: the server ignored the Range, start over
