@@ -19,6 +19,7 @@ from atdr.errors import AtdrError
 # Subcommand name -> module in atdr.commands, in the order of the pipeline.
 COMMANDS = {
     "synth": "synth",
+    "download": "download",
     "link": "link",
     "split": "split",
     "prep": "prep",

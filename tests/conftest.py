@@ -127,3 +127,109 @@ def trained_run(tiny_synth: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     config = write_run_config(out.parent / "tal.yaml", tiny_synth, TINY_TAL, train={"wa_start": 1})
     assert main(["-q", "train", "--config", str(config), "--out", str(out)]) == 0
     return out
+
+
+class LocalServer:
+    """A file server on 127.0.0.1 for download tests: serves `root`, honours Range requests, and
+    injects faults per path: `fail` (a status for the next N requests), `cut` (the first response
+    stops after N bytes), `slow` (bytes per second). `log` lists (path, Range header) of every
+    request and `sent` the body bytes sent per path."""
+
+    def __init__(self, root: Path) -> None:
+        import http.server
+        import threading
+
+        self.root = root
+        self.failures: dict[str, list[int]] = {}
+        self.cuts: dict[str, int] = {}
+        self.rates: dict[str, float] = {}
+        self.log: list[tuple[str, str | None]] = []
+        self.sent: dict[str, int] = {}
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_HEAD(self) -> None:
+                self.do_GET(body=False)
+
+            def do_GET(self, body: bool = True) -> None:
+                import time
+
+                path = self.path.split("?")[0]
+                server.log.append((path, self.headers.get("Range")))
+                if server.failures.get(path):
+                    self.send_error(server.failures[path].pop(0))
+                    return
+                file = server.root / path.lstrip("/")
+                if not file.is_file():
+                    self.send_error(404)
+                    return
+                data = file.read_bytes()
+                start = 0
+                if self.headers.get("Range", "").startswith("bytes="):
+                    start = int(self.headers["Range"][6:].split("-")[0] or 0)
+                    if start >= len(data):
+                        self.send_response(416)
+                        self.send_header("Content-Range", f"bytes */{len(data)}")
+                        self.end_headers()
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(len(data) - start))
+                self.send_header("Accept-Ranges", "bytes")
+                self.send_header("Content-Type", "application/octet-stream" if file.suffix != ".wav" else "audio/wav")
+                self.end_headers()
+                if not body:
+                    return
+                stop = len(data)
+                if path in server.cuts:
+                    stop = min(stop, server.cuts.pop(path))
+                rate = server.rates.get(path)
+                try:
+                    for i in range(start, stop, 16384):
+                        chunk = data[i:min(i + 16384, stop)]
+                        self.wfile.write(chunk)
+                        server.sent[path] = server.sent.get(path, 0) + len(chunk)
+                        if rate:
+                            time.sleep(len(chunk) / rate)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                self.close_connection = True
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/{path.lstrip('/')}"
+
+    def fail(self, path: str, times: int, status: int = 503) -> None:
+        self.failures[f"/{path.lstrip('/')}"] = [status] * times
+
+    def cut(self, path: str, after: int) -> None:
+        self.cuts[f"/{path.lstrip('/')}"] = after
+
+    def slow(self, path: str, bytes_per_second: float) -> None:
+        self.rates[f"/{path.lstrip('/')}"] = bytes_per_second
+
+    def requests_for(self, path: str) -> list[str | None]:
+        return [r for p, r in self.log if p == f"/{path.lstrip('/')}"]
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def http_server(tmp_path: Path):
+    """A LocalServer serving `tmp_path / "www"` (tests write their files there)."""
+    root = tmp_path / "www"
+    root.mkdir()
+    server = LocalServer(root)
+    yield server
+    server.close()

@@ -372,7 +372,8 @@ def test_missing_weights_raise_one_clear_line(tmp_path, monkeypatch):
     assert "\n" not in msg
     assert "deit_tiny_distilled_patch16_224.pth" in msg and str(tmp_path / "ckpts") in msg
     assert "https://dl.fbaipublicfiles.com/deit/deit_tiny_distilled_patch16_224-b40b3cf7.pth" in msg
-    with pytest.raises(AtdrError, match=r"audioset_10_10_0\.4593\.pth not found.*www\.dropbox\.com/s/cv4knew8mvbrnvq"):
+    with pytest.raises(AtdrError, match=r"audioset_10_10_0\.4593\.pth not found.*atdr download weights audioset_10_10_0\.4593"
+                                        r".*www\.dropbox\.com/s/ca0b1v2nlxzyeb4"):  # egs/audioset/download_models.sh
         create("ast", label_dim=2, n_mels=128, target_length=64, fstride=10, tstride=10, audioset_pretrain=True)
 
 

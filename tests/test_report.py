@@ -204,3 +204,27 @@ def test_errors_are_one_line(results, tmp_path, capsys):
     assert "expected an ensemble folder" in compare_error(capsys, "--runs", ensemble, "--ensembles", ensemble,
                                                           "--out", out)
     assert not (tmp_path / "out").exists()
+
+
+def test_cross_validation_folds_make_one_row_at_the_epoch_best_on_average(results, tmp_path):
+    """As get_esc_result.py: one epoch for all folds, the best of the fold-mean accuracy."""
+    accs = {1: [0.5, 0.8, 0.6], 2: [0.9, 0.7, 0.7], 3: [0.4, 0.6, 0.9]}  # fold means 0.6, 0.7, 0.733: epoch 3
+    runs = []
+    for k, acc in accs.items():
+        run = tmp_path / "results" / f"esc_fold{k}" / "linear" / "seed0"
+        shutil.copytree(results / "synth" / "linear" / "seed0", run)
+        summary = read_json(run / "summary.json")
+        (run / "summary.json").write_text(json.dumps({**summary, "main_metric": "acc", "selected_on": "eval"}))
+        pd.DataFrame({"epoch": [1, 2, 3], "mAP": [a / 2 for a in acc], "mAUC": acc, "d_prime": acc, "acc": acc,
+                      "train_loss": 1.0, "valid_loss": 1.0}).to_csv(run / "metrics.csv", index=False)
+        runs.append(run)
+    table = comparison_table(read_seeds([*runs, *runs_of(results)])).set_index("dataset")
+    row = table.loc["esc"]
+    at_epoch_3 = [0.6, 0.7, 0.9]
+    assert row["folds"] == 3 and row["seeds"] == 1 and row["main_metric"] == "acc"
+    assert row["acc"] == pytest.approx(sum(at_epoch_3) / 3)  # not the folds' own best epochs (0.867)
+    assert row["fold_std"] == pytest.approx(pd.Series(at_epoch_3).std())
+    assert row["mAP"] == pytest.approx(sum(at_epoch_3) / 6)
+    seconds = read_json(results / "synth" / "linear" / "seed0" / "summary.json")["train_seconds"]
+    assert pd.isna(row["mAP_ci_low"]) and row["train_hours"] == pytest.approx(3 * seconds / 3600)  # all folds
+    assert (table.loc["synth", "folds"] == 1).all() and table.loc["synth", "fold_std"].isna().all()

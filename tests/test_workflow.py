@@ -106,7 +106,8 @@ def test_changing_one_models_setting_reruns_only_that_model(finished, tmp_path):
     assert "norm_stats" not in jobs and "synth" not in jobs
 
 
-def test_paper_config_plans_the_full_audioset_dag_without_data(tmp_path):
+def test_paper_config_plans_the_full_audioset_dag_without_data(tmp_path, monkeypatch):
+    monkeypatch.setitem(ENV, "ATDR_CHECKPOINTS", str(tmp_path / "checkpoints"))
     result = snakemake(tmp_path, "-n", config=ROOT / "config" / "paper.yaml")
     assert result.returncode == 0, result.stderr[-2000:]
     paper = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
@@ -114,6 +115,7 @@ def test_paper_config_plans_the_full_audioset_dag_without_data(tmp_path):
     assert planned(result) == {
         "link_folder": 2, "datafile": 4, "weights": 1, "run_config": runs, "train": runs, "evaluate": runs,
         "ensemble": len(paper["datasets"]) * len(paper["ensembles"]), "compare": 1, "all": 1,
+        "pretrained_weights": 1,  # the ImageNet DeiT of the AST recipes, fetched once
     }
 
 
@@ -129,7 +131,7 @@ def test_lint_has_no_findings(tmp_path):
     (lambda c: c.update(seeds=["zero"]), "seeds.0: 'zero' is not of type 'integer'"),
     (lambda c: c["datasets"]["synth"].update(split={"valid": 1.5}), "datasets.synth.split.valid: 1.5 is greater than"),
     (lambda c: c["datasets"]["synth"].update(segments=["all.csv"]),
-     "datasets.synth: give either train_segments and eval_segments, or segments and split"),
+     "datasets.synth: give train_segments and eval_segments (and optionally valid_segments), segments and split"),
     (lambda c: c["models"]["linear"]["model"]["params"].update(hiden_dim=3), "model 'linear' has no hyper-parameter 'hiden_dim'"),
     (lambda c: c["ensembles"].update(pair=["linear", "vgg"]), "ensembles.pair: unknown model 'vgg'"),
     (lambda c: c["models"].update(data=c["models"]["linear"]), "'data' is reserved"),

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import atdr.workflow as atdr_workflow
 from atdr.errors import AtdrError
+from atdr.models._pretrained import checkpoint_dir
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -17,6 +18,7 @@ if not config:
 try:
     atdr_workflow.check_schema(config)  # a mistake in one line, not the schema
     validate(config, "../schemas/config.schema.yaml")  # fills in the defaults
+    config["datasets"] = atdr_workflow.prepare(config["datasets"])  # cross-validation folds, download folders
     atdr_workflow.check(config)
 except AtdrError as e:
     raise WorkflowError(f"config: {e}")
@@ -27,6 +29,8 @@ SEEDS = [str(s) for s in config["seeds"]]
 ENSEMBLES = list(config["ensembles"])
 RESULTS = atdr_workflow.RESULTS
 COMPARISON = atdr_workflow.comparison_dir(config, workflow.configfiles)
+CHECKPOINTS = str(checkpoint_dir())  # published weights ($ATDR_CHECKPOINTS or resources/checkpoints)
+STORES = atdr_workflow.stores(config)  # download folders, by key
 
 
 def choice(names):
@@ -34,8 +38,8 @@ def choice(names):
     return "|".join(re.escape(n) for n in names) or "(?!)"
 
 
-def of_source(source):
-    return [d for d, ds in config["datasets"].items() if ds["source"] == source]
+def of_source(*sources):
+    return [d for d, ds in config["datasets"].items() if ds["source"] in sources]
 
 
 wildcard_constraints:
@@ -51,9 +55,8 @@ def download_dir(w):
 
 
 def segment_names(dataset):
-    """The segment lists a dataset names (those to split, or those of train and eval)."""
-    ds = config["datasets"][dataset]
-    return ds.get("segments") or ds["train_segments"] + ds["eval_segments"]
+    """The segment lists a dataset names (those to split, or those of its splits)."""
+    return atdr_workflow.segment_lists(config["datasets"][dataset])
 
 
 def split_inputs(w):
@@ -61,11 +64,22 @@ def split_inputs(w):
 
 
 def datafile_segments(w):
-    """The segment list(s) of a split: written by the split rule, or named in the config."""
+    """The segment list(s) of a split: written by the split rule, named in the config, or (for a
+    download) the official lists linked in with the clips."""
     ds = config["datasets"][w.dataset]
     if "split" in ds:
         return [f"{atdr_workflow.data_dir(w.dataset)}/{w.split}_segments.csv"]
+    if ds["source"] in atdr_workflow.NETWORK_SOURCES:
+        return [f"{download_dir(w)}/{name}" for name in ds[f"{w.split}_segments"]]
     return atdr_workflow.source_files(config, w.dataset, ds[f"{w.split}_segments"])
+
+
+def tracked_segments(w):
+    """The segment lists of a split that are inputs, so that an edit re-runs what it reaches; all
+    but a download's, which are put in place with its clips."""
+    if config["datasets"][w.dataset]["source"] in atdr_workflow.NETWORK_SOURCES:
+        return []
+    return datafile_segments(w)
 
 
 def class_list_source(w):
@@ -82,12 +96,14 @@ def run_path(w):
 
 
 def train_inputs(w):
-    """Datafiles, class list, weights and norm stats a run reads."""
+    """Datafiles, class list, weights, norm stats and published weights a run reads."""
     data = atdr_workflow.data_dir(w.dataset)
     inputs = {
         "config": f"{run_path(w)}/run.yaml",
         **{split: f"{data}/{split}.json" for split in atdr_workflow.splits(config, w.dataset)},
         "labels": f"{download_dir(w)}/class_labels_indices.csv",
+        # published weights: a fresh copy of the same file does not retrain
+        "pretrained": [ancient(f"{CHECKPOINTS}/{name}.pth") for name in atdr_workflow.pretrained_weights(config, w.dataset, w.model)],
     }
     if config["datasets"][w.dataset]["balanced_sampling"]:
         inputs["weights"] = f"{data}/train_weight.csv"

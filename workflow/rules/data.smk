@@ -1,7 +1,8 @@
-# Stage 1: raw data (synthesised, or a folder of recordings) -> [split] -> json datafiles -> sample weights.
-# Both sources leave the same layout in results/{dataset}/download: class_labels_indices.csv,
-# the segment lists named in the config, and audio/. The segment lists and a folder's class list
-# are inputs of the rules that read them: editing one re-runs what it reaches, and nothing else.
+# Stage 1: raw data (synthesised, a folder of recordings, or downloaded: download.smk) -> [split] ->
+# json datafiles -> sample weights. Every source leaves the same layout in
+# results/{dataset}/download: class_labels_indices.csv, the segment lists and audio/. The segment
+# lists and a folder's class list are inputs of the rules that read them: editing one re-runs what
+# it reaches, and nothing else (a download's official lists are fixed).
 
 
 rule synth:
@@ -64,7 +65,7 @@ rule split:
 
 rule datafile:
     input:
-        segments=datafile_segments,
+        segments=tracked_segments,
         labels=f"{RESULTS}/{{dataset}}/download/class_labels_indices.csv",
         audio=f"{RESULTS}/{{dataset}}/download/audio",
     output:
@@ -74,6 +75,7 @@ rule datafile:
     wildcard_constraints:
         split="train|valid|eval",
     params:
+        segments=datafile_segments,
         verify=lambda w: "--verify" if config["datasets"][w.dataset]["verify"] else "",
     threads: 8  # clips probed at once (I/O bound)
     conda:
@@ -81,7 +83,7 @@ rule datafile:
     log:
         f"{RESULTS}/logs/{{dataset}}/datafile_{{split}}.log",
     shell:
-        "python -m atdr prep --segments {input.segments:q} --audio {input.audio} --labels {input.labels}"
+        "python -m atdr prep --segments {params.segments:q} --audio {input.audio} --labels {input.labels}"
         " --out {output.datafile} --missing {output.missing} --unreadable {output.unreadable} {params.verify}"
         " --workers {threads} 2> {log}"
 
