@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -26,6 +27,8 @@ class AudioDataset(Dataset):
 
     Returns `(features [target_length, n_mels], target [n_classes])`, or `None` for a clip that
     cannot be read when `skip_unreadable` is set (logged once per clip; `collate` drops it).
+    `wave_transform(wave, index)`, if given, changes each clip's waveform after loading (robustness
+    probing: `atdr.data.perturb`).
     """
 
     def __init__(
@@ -37,6 +40,7 @@ class AudioDataset(Dataset):
         norm: tuple[float, float] | None,
         augment: AugmentConfig | None = None,
         skip_unreadable: bool = False,
+        wave_transform: Callable[[torch.Tensor, int], torch.Tensor] | None = None,
     ) -> None:
         self.clips = clips
         self.labels = labels
@@ -45,6 +49,7 @@ class AudioDataset(Dataset):
         self.norm = norm
         self.augment = augment or AugmentConfig()
         self.skip_unreadable = skip_unreadable
+        self.wave_transform = wave_transform
         self._reported: set[str] = set()
 
     def __len__(self) -> int:
@@ -67,6 +72,8 @@ class AudioDataset(Dataset):
         wave = self._load(index)
         if wave is None:
             return None
+        if self.wave_transform is not None:
+            wave = self.wave_transform(wave, index)
         target = self.labels.encode(self.clips[index].labels)
         aug, rng = (self.augment, np.random.default_rng(seed)) if seed is not None else (AugmentConfig(), None)
 

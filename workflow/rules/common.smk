@@ -113,6 +113,20 @@ def train_inputs(w):
     return inputs
 
 
+def variant_run_path(w):
+    """A run of a retraining analysis (analysis.smk): a model trained on a variant of the training set."""
+    return atdr_workflow.variant_run_dir(w.dataset, w.analysis, w.variant, w.model, w.seed)
+
+
+def variant_train_inputs(w):
+    """As an ordinary run's, with the variant's training datafile, weights and run config."""
+    folder = f"{atdr_workflow.analysis_dir(w.dataset, w.analysis)}/{w.variant}"
+    inputs = {**train_inputs(w), "config": f"{variant_run_path(w)}/run.yaml", "train": f"{folder}/train.json"}
+    if "weights" in inputs:
+        inputs["weights"] = f"{folder}/train_weight.csv"
+    return inputs
+
+
 def ensemble_members(w):
     return [atdr_workflow.run_dir(w.dataset, m, w.seed) for m in config["ensembles"][w.ensemble]]
 

@@ -1,0 +1,223 @@
+# Stage 6: the paper's analyses (config `analyses`, each optional; config/README.md), under
+# results/{dataset}/analysis/, each a table and a figure in the report:
+# - data efficiency: each model retrained on nested, stratified subsets of the training set;
+# - label quality: retrained on labels with noise injected, mAP against the noise rate; per-class
+#   AP against per-class label quality (measured for the noisy labels, or a file for the given ones);
+# - robustness: trained runs probed under waveform perturbations, no retraining;
+# - cost: parameters, GFLOPs, training and inference speed, mAP per device-hour, Pareto front.
+# The retraining analyses' runs are ordinary training runs (the run_config and train rules,
+# reused with `use rule`) on another training datafile; the whole set and the clean labels are
+# the ordinary runs, never trained twice.
+import shlex
+
+ANALYSES = config["analyses"]
+ANALYSIS = f"{RESULTS}/{{dataset}}/analysis"
+VARIANT_RUN = f"{ANALYSIS}/{{analysis}}/{{variant}}/{{model}}/seed{{seed}}"
+
+
+wildcard_constraints:
+    analysis=choice(list(atdr_workflow.RETRAINING)),
+    variant=choice(sorted({v for a in atdr_workflow.RETRAINING for v in atdr_workflow.variants(config, a)})),
+
+
+rule subset:
+    input:
+        train=f"{RESULTS}/{{dataset}}/data/train.json",
+        labels=f"{RESULTS}/{{dataset}}/download/class_labels_indices.csv",
+    output:
+        datafiles=[f"{ANALYSIS}/data_efficiency/{v}/train.json" for v in atdr_workflow.variants(config, "data_efficiency")],
+        weights=[f"{ANALYSIS}/data_efficiency/{v}/train_weight.csv" for v in atdr_workflow.variants(config, "data_efficiency")],
+        counts=f"{ANALYSIS}/data_efficiency/subsets.csv",
+    params:
+        fractions=lambda w: " ".join(map(str, ANALYSES["data_efficiency"]["fractions"])),
+        seed=lambda w: ANALYSES["data_efficiency"]["seed"],
+        out=lambda w: atdr_workflow.analysis_dir(w.dataset, "data_efficiency"),
+    conda:
+        "../../envs/atdr.yaml"
+    log:
+        f"{RESULTS}/logs/{{dataset}}/analysis/subset.log",
+    shell:
+        "python -m atdr subset {input.train} --labels {input.labels} --fractions {params.fractions}"
+        " --seed {params.seed} --out {params.out} 2> {log}"
+
+
+rule label_noise:
+    input:
+        train=f"{RESULTS}/{{dataset}}/data/train.json",
+        labels=f"{RESULTS}/{{dataset}}/download/class_labels_indices.csv",
+    output:
+        datafiles=[f"{ANALYSIS}/label_noise/{v}/train.json" for v in atdr_workflow.variants(config, "label_noise")],
+        weights=[f"{ANALYSIS}/label_noise/{v}/train_weight.csv" for v in atdr_workflow.variants(config, "label_noise")],
+        counts=[f"{ANALYSIS}/label_noise/{v}/noise.json" for v in atdr_workflow.variants(config, "label_noise")],
+        quality=[f"{ANALYSIS}/label_noise/{v}/label_quality.csv" for v in atdr_workflow.variants(config, "label_noise")],
+    params:
+        rates=lambda w: " ".join(map(str, ANALYSES["label_noise"]["rates"])),
+        seed=lambda w: ANALYSES["label_noise"]["seed"],
+        out=lambda w: atdr_workflow.analysis_dir(w.dataset, "label_noise"),
+    conda:
+        "../../envs/atdr.yaml"
+    log:
+        f"{RESULTS}/logs/{{dataset}}/analysis/label_noise.log",
+    shell:
+        "python -m atdr label-noise {input.train} --labels {input.labels} --rates {params.rates}"
+        " --seed {params.seed} --out {params.out} 2> {log}"
+
+
+use rule run_config as analysis_run_config with:
+    output:
+        f"{VARIANT_RUN}/run.yaml",
+    params:
+        config=lambda w: atdr_workflow.variant_run_config(config, w.dataset, w.model, int(w.seed), w.analysis, w.variant),
+    log:
+        f"{RESULTS}/logs/{{dataset}}/analysis/{{analysis}}/{{variant}}/{{model}}/seed{{seed}}/run_config.log",
+
+
+use rule train as analysis_train with:
+    input:
+        unpack(variant_train_inputs),
+    output:
+        summary=f"{VARIANT_RUN}/summary.json",
+        metrics=f"{VARIANT_RUN}/metrics.csv",
+        predictions=f"{VARIANT_RUN}/predictions.npy",
+        ensemble=f"{VARIANT_RUN}/predictions_ensemble.npy",
+        targets=f"{VARIANT_RUN}/targets.npy",
+        best=f"{VARIANT_RUN}/checkpoints/best.pt",
+    params:
+        out=variant_run_path,
+    log:
+        f"{RESULTS}/logs/{{dataset}}/analysis/{{analysis}}/{{variant}}/{{model}}/seed{{seed}}/train.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{dataset}}/analysis/{{analysis}}/{{variant}}/{{model}}/seed{{seed}}/train.tsv"
+
+
+rule probe:
+    input:
+        summary=f"{RESULTS}/{{dataset}}/{{model}}/seed{{seed}}/summary.json",
+        best=f"{RESULTS}/{{dataset}}/{{model}}/seed{{seed}}/checkpoints/best.pt",
+        eval=f"{RESULTS}/{{dataset}}/data/eval.json",
+    output:
+        f"{ANALYSIS}/robustness/{{model}}/seed{{seed}}/probe.csv",
+    params:
+        run=run_path,
+        perturbations=lambda w: atdr_workflow.probe_args(config),
+        seed=lambda w: ANALYSES["robustness"]["seed"],
+        workers=lambda w, threads: max(threads - 1, 0),
+    threads: 2
+    conda:
+        "../../envs/atdr.yaml"
+    log:
+        f"{RESULTS}/logs/{{dataset}}/analysis/robustness/{{model}}/seed{{seed}}/probe.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{dataset}}/analysis/robustness/{{model}}/seed{{seed}}/probe.tsv"
+    shell:
+        "python -m atdr probe {params.run} {params.perturbations} --seed {params.seed} --workers {params.workers}"
+        " --out {output} 2> {log}"
+
+
+rule data_efficiency:
+    input:
+        lambda w: atdr_workflow.run_outputs(atdr_workflow.analysis_runs(config, w.dataset, "data_efficiency")),
+    output:
+        table=report(f"{ANALYSIS}/data_efficiency/data_efficiency.csv", caption="../report/data_efficiency_table.rst",
+                     category="Analyses", subcategory="Data efficiency"),
+        md=f"{ANALYSIS}/data_efficiency/data_efficiency.md",
+        figure=report(f"{ANALYSIS}/data_efficiency/data_efficiency.png", caption="../report/data_efficiency.rst",
+                      category="Analyses", subcategory="Data efficiency"),
+    params:
+        runs=lambda w: " ".join(atdr_workflow.analysis_runs(config, w.dataset, "data_efficiency")),
+        out=lambda w: atdr_workflow.analysis_dir(w.dataset, "data_efficiency"),
+        bootstrap=config["bootstrap"],
+    conda:
+        "../../envs/atdr.yaml"
+    log:
+        f"{RESULTS}/logs/{{dataset}}/analysis/data_efficiency.log",
+    shell:
+        "python -m atdr analyze data-efficiency {params.runs} --bootstrap {params.bootstrap} --out {params.out} 2> {log}"
+
+
+rule label_noise_effect:
+    input:
+        lambda w: atdr_workflow.run_outputs(atdr_workflow.analysis_runs(config, w.dataset, "label_noise")),
+    output:
+        table=report(f"{ANALYSIS}/label_noise/label_noise.csv", caption="../report/label_noise_table.rst",
+                     category="Analyses", subcategory="Label quality"),
+        md=f"{ANALYSIS}/label_noise/label_noise.md",
+        figure=report(f"{ANALYSIS}/label_noise/mAP_vs_label_noise.png", caption="../report/label_noise.rst",
+                      category="Analyses", subcategory="Label quality"),
+    params:
+        runs=lambda w: " ".join(atdr_workflow.analysis_runs(config, w.dataset, "label_noise")),
+        out=lambda w: atdr_workflow.analysis_dir(w.dataset, "label_noise"),
+        bootstrap=config["bootstrap"],
+    conda:
+        "../../envs/atdr.yaml"
+    log:
+        f"{RESULTS}/logs/{{dataset}}/analysis/label_noise_effect.log",
+    shell:
+        "python -m atdr analyze label-noise {params.runs} --bootstrap {params.bootstrap} --out {params.out} 2> {log}"
+
+
+rule label_quality:
+    input:
+        runs=lambda w: atdr_workflow.run_outputs(atdr_workflow.analysis_runs(config, w.dataset, "label_quality")),
+        quality=[ANALYSES["label_quality"]["file"]] if "label_quality" in ANALYSES else [],
+    output:
+        table=report(f"{ANALYSIS}/label_quality/label_quality.csv", caption="../report/label_quality_table.rst",
+                     category="Analyses", subcategory="Label quality"),
+        md=f"{ANALYSIS}/label_quality/label_quality.md",
+        per_class=f"{ANALYSIS}/label_quality/per_class_label_quality.csv",
+        figure=report(f"{ANALYSIS}/label_quality/per_class_ap_vs_label_quality.png",
+                      caption="../report/label_quality.rst", category="Analyses", subcategory="Label quality"),
+    params:
+        runs=lambda w: " ".join(atdr_workflow.analysis_runs(config, w.dataset, "label_quality")),
+        quality=lambda w, input: f"--quality {shlex.quote(input.quality[0])}" if input.quality else "",
+        out=lambda w: atdr_workflow.analysis_dir(w.dataset, "label_quality"),
+    conda:
+        "../../envs/atdr.yaml"
+    log:
+        f"{RESULTS}/logs/{{dataset}}/analysis/label_quality.log",
+    shell:
+        "python -m atdr analyze label-quality {params.runs} {params.quality} --out {params.out} 2> {log}"
+
+
+rule robustness:
+    input:
+        lambda w: [f"{RESULTS}/{w.dataset}/analysis/robustness/{m}/seed{s}/probe.csv"
+                   for m in atdr_workflow.analysis_models(config, "robustness") for s in SEEDS],
+    output:
+        table=report(f"{ANALYSIS}/robustness/robustness.csv", caption="../report/robustness_table.rst",
+                     category="Analyses", subcategory="Robustness"),
+        md=f"{ANALYSIS}/robustness/robustness.md",
+        figure=report(f"{ANALYSIS}/robustness/robustness.png", caption="../report/robustness.rst",
+                      category="Analyses", subcategory="Robustness"),
+    params:
+        out=lambda w: atdr_workflow.analysis_dir(w.dataset, "robustness"),
+    conda:
+        "../../envs/atdr.yaml"
+    log:
+        f"{RESULTS}/logs/{{dataset}}/analysis/robustness.log",
+    shell:
+        "python -m atdr analyze robustness {input} --out {params.out} 2> {log}"
+
+
+rule cost:
+    input:
+        evals=lambda w: [f"{run}/eval/metrics.json" for run in atdr_workflow.analysis_runs(config, w.dataset, "cost")],
+        benchmarks=lambda w: [f"{RESULTS}/benchmarks/{w.dataset}/{m}/seed{s}/train.tsv" for m in MODELS for s in SEEDS],
+    output:
+        table=report(f"{ANALYSIS}/cost/cost.csv", caption="../report/cost_table.rst", category="Analyses",
+                     subcategory="Cost"),
+        md=f"{ANALYSIS}/cost/cost.md",
+        figure=report(f"{ANALYSIS}/cost/mAP_vs_cost.png", caption="../report/cost.rst", category="Analyses",
+                      subcategory="Cost"),
+    params:
+        runs=lambda w: " ".join(atdr_workflow.analysis_runs(config, w.dataset, "cost")),
+        clips=lambda w: ANALYSES["cost"]["inference_clips"],
+        out=lambda w: atdr_workflow.analysis_dir(w.dataset, "cost"),
+    conda:
+        "../../envs/atdr.yaml"
+    log:
+        f"{RESULTS}/logs/{{dataset}}/analysis/cost.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{dataset}}/analysis/cost.tsv"
+    shell:
+        "python -m atdr cost {params.runs} --benchmarks {input.benchmarks} --clips {params.clips} --out {params.out} 2> {log}"
