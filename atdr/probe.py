@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from atdr.checkpoint import ModelBundle
 from atdr.data.datafile import read_datafile
@@ -50,29 +51,27 @@ def probe(run_dir: str | Path, perturbations: list[Perturbation], workers: int =
     frontend = get_frontend(bundle.frontend)
     paths = [c.wav for c in clips]
 
+    conditions = [None, *(dataclasses.replace(p, seed=seed, clips=paths if p.kind == "babble" else ())
+                          for p in perturbations)]
     rows = []
-    for p in [None, *perturbations]:
-        if p is not None:
-            p = dataclasses.replace(p, seed=seed, clips=paths if p.kind == "babble" else ())
+    for p in tqdm(conditions, desc=f"probe {run_dir}", unit="condition", disable=None):
         dataset = AudioDataset(clips, labels, frontend, bundle.target_length, (bundle.mean, bundle.std),
                                skip_unreadable=cfg.train.skip_unreadable, wave_transform=p)
         start = time.perf_counter()
         result = predict(model, batch_loader(dataset, 2 * cfg.train.batch_size, num_workers=workers), device)
         seconds = time.perf_counter() - start
         scores = evaluate(result.probs, result.targets)
-        strength = "" if p is None else (f"{p.strength[0]:g}-{p.strength[1]:g}" if p.kind == "bandpass" else f"{p.strength:g}")
-        rows.append({"run": str(run_dir), "perturbation": "clean" if p is None else p.kind, "strength": strength,
-                     "label": "clean" if p is None else p.label,
-                     **{k: getattr(scores, k) for k in ("mAP", "mAUC", "d_prime", "acc")}, "main_metric": main,
-                     "clips": len(result.probs), "seconds": seconds, "clips_per_s": len(result.probs) / seconds})
+        rows.append({"run": str(run_dir), "perturbation": p.kind if p else "clean", "strength": p.value if p else "",
+                     "label": p.label if p else "clean", **{k: getattr(scores, k) for k in ("mAP", "mAUC", "d_prime", "acc")},
+                     "main_metric": main, "clips": len(result.probs), "seconds": seconds,
+                     "clips_per_s": len(result.probs) / seconds})
         log.info("%s, %s: %s %.4f (%.0f clips/s)", run_dir, rows[-1]["label"], main, rows[-1][main],
                  rows[-1]["clips_per_s"])
-        if p is None and rows[0][main] == expected:
-            log.info("%s: the clean %s reproduces the run's eval %s", run_dir, main, main)
-        elif p is None:
-            log.warning("%s: the clean %s %.6f differs from the run's eval %s %.6f (another device or library "
-                        "version?); the perturbed scores compare with the clean one", run_dir, main, rows[0][main],
-                        main, expected)
+    if rows[0][main] == expected:
+        log.info("%s: the clean %s reproduces the run's eval %s", run_dir, main, main)
+    else:
+        log.warning("%s: the clean %s %.6f differs from the run's eval %s %.6f (another device or library version?); "
+                    "the perturbed scores compare with the clean one", run_dir, main, rows[0][main], main, expected)
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

@@ -82,13 +82,13 @@ def pareto_front(cost: np.ndarray, score: np.ndarray) -> np.ndarray:
 
 
 def cost_table(runs: list[str | Path], benchmarks: list[str | Path] | None = None, clips: int = 64,
-               workers: int = 0) -> pd.DataFrame:
+               workers: int = 0, device: torch.device | None = None) -> pd.DataFrame:
     """One row per (dataset, model), best mAP per device-hour first."""
     if benchmarks is not None and len(benchmarks) != len(runs):
         raise AtdrError(f"give one benchmark per run ({len(runs)} runs, {len(benchmarks)} benchmarks)")
     seeds = read_seeds(runs)
     seeds["train_clips_per_s"] = [read_json(Path(r) / "summary.json")["clips_per_s"] for r in runs]
-    seeds["infer_clips_per_s"] = [inference_speed(r, clips, workers) for r in runs]
+    seeds["infer_clips_per_s"] = [inference_speed(r, clips, workers, device) for r in runs]
     seeds["train_cost_h"] = [training_hours(r, b) for r, b in zip(runs, benchmarks or [None] * len(runs))]
     speeds = seeds.groupby(["dataset", "model"])[["train_clips_per_s", "infer_clips_per_s", "train_cost_h"]].mean()
     table = comparison_table(seeds).join(speeds, on=["dataset", "model"])
@@ -132,10 +132,10 @@ def plot_cost(table: pd.DataFrame) -> plt.Figure:
 
 
 def cost(runs: list[str | Path], out: str | Path, benchmarks: list[str | Path] | None = None, clips: int = 64,
-         workers: int = 0) -> pd.DataFrame:
+         workers: int = 0, device: torch.device | None = None) -> pd.DataFrame:
     """Write OUT/cost.{csv,md} and OUT/mAP_vs_cost.png; return the table."""
     out = Path(out)
-    table = cost_table(runs, benchmarks, clips, workers)
+    table = cost_table(runs, benchmarks, clips, workers, device)
     shown = pd.DataFrame({
         "dataset": table["dataset"], "model": table["model"],
         "params (M)": (table["params"] / 1e6).map(_shown), "GFLOPs": table["gflops"].map(_shown),

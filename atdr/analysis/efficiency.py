@@ -13,8 +13,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from atdr.analysis.common import (map_scores, mean_over_seeds, plot_map_against, read_all, read_json, run_identity,
-                                  with_ci, write_figure, write_table)
+from atdr.analysis.common import (
+    map_scores,
+    mean_over_seeds,
+    plot_map_against,
+    read_all,
+    read_json,
+    run_identity,
+    with_ci,
+    write_figure,
+    write_table,
+)
 
 LEGEND = ("mAP on the eval set at the best epoch, mean over seeds, with its bootstrap 95% CI over clips (mean of "
           "the seeds' bounds); clips: training clips used (share of the model's full training set).")

@@ -20,8 +20,19 @@ import pandas as pd
 import seaborn as sns
 from scipy import stats
 
-from atdr.analysis.common import (map_scores, mean_over_seeds, plot_map_against, read_all, read_json, run_identity,
-                                  training_datafile, with_ci, write_figure, write_table)
+from atdr.analysis.common import (
+    map_scores,
+    mean_over_seeds,
+    plot_map_against,
+    read_all,
+    read_json,
+    run_identity,
+    training_datafile,
+    with_ci,
+    write_figure,
+    write_table,
+)
+from atdr.atomic import atomic_path
 from atdr.data.labels import LabelSet, audioset_labels
 from atdr.errors import AtdrError
 from atdr.evaluate import load_predictions
@@ -166,7 +177,8 @@ def label_quality(runs: list[str | Path], out: str | Path, quality_file: str | P
     out = Path(out)
     classes = per_class_quality(runs, quality_file)
     rhos = correlations(classes)
-    write_table(classes, classes, out / "per_class_label_quality", "")
+    with atomic_path(out / "per_class_label_quality.csv") as tmp:
+        classes.to_csv(tmp, index=False)
     shown = rhos.assign(spearman_rho=rhos["spearman_rho"].map("{:.3f}".format), p_value=rhos["p_value"].map("{:.3g}".format))
     write_table(rhos, shown, out / "label_quality", QUALITY_LEGEND)
     write_figure(plot_label_quality(classes, rhos), out / "per_class_ap_vs_label_quality.png")

@@ -62,7 +62,7 @@ def plot_robustness(table: pd.DataFrame) -> plt.Figure:
             points = pd.concat([mine[mine["perturbation"] == "clean"], mine[mine["perturbation"] == kind]])
             ax.plot(range(len(points)), points["score"], marker="o", color=colors[model], label=model)
             ax.set_xticks(range(len(points)), points["label"], rotation=30, ha="right", fontsize=8)
-        ax.set_title(f"{kind.replace('_', ' ')}: {KINDS[kind]}", fontsize=9)
+        ax.set_title(f"{kind.replace('_', ' ')}: {KINDS[kind][0]}", fontsize=9)
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(kinds):]:
         ax.set_visible(False)

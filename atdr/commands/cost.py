@@ -26,6 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--benchmarks", nargs="+", metavar="TSV", help="each run's training benchmark file, in the same order")
     p.add_argument("--clips", type=int, default=64, help="eval clips timed per run for inference (default: %(default)s)")
     p.add_argument("--workers", type=int, default=0, help="data loading processes when timing (default: %(default)s)")
+    p.add_argument("--gpus", type=int, default=1, choices=[0, 1],
+                   help="1: time inference on a free GPU where there is one (claimed as by atdr train); 0: on the CPU "
+                        "(default: %(default)s)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder")
 
 
@@ -34,7 +37,8 @@ def run(args: argparse.Namespace) -> None:
 
     matplotlib.use("Agg")
     from atdr.analysis.cost import cost
+    from atdr.gpus import claim_device
 
-    table = cost(args.runs, args.out, args.benchmarks, args.clips, args.workers)
+    table = cost(args.runs, args.out, args.benchmarks, args.clips, args.workers, claim_device(args.gpus))
     front = ", ".join(table[table["pareto"]]["model"])
     log.info("cost of %d models; Pareto front: %s; wrote %s", len(table), front, args.out)

@@ -46,17 +46,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                        help=f"{kind.replace('_', ' ')} at these strengths")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise and of the babble's clips (default: %(default)s)")
     p.add_argument("--workers", type=int, default=0, help="data loading processes (default: %(default)s)")
+    p.add_argument("--gpus", type=int, default=1, choices=[0, 1],
+                   help="1: a free GPU where there is one, claimed as by atdr train; 0: the CPU (default: %(default)s)")
     p.add_argument("--out", required=True, metavar="CSV", help="the scores per condition")
 
 
 def run(args: argparse.Namespace) -> None:
     from atdr.atomic import atomic_path
     from atdr.data.perturb import Perturbation, parse_band
+    from atdr.gpus import claim_device
     from atdr.probe import probe
 
     perturbations = [Perturbation(kind, parse_band(s) if kind == "bandpass" else s)
                      for kind, *_ in OPTIONS.values() for s in getattr(args, kind)]
-    table = probe(args.run, perturbations, args.workers, args.seed)
+    table = probe(args.run, perturbations, args.workers, args.seed, claim_device(args.gpus))
     with atomic_path(args.out) as tmp:
         table.to_csv(tmp, index=False)
     log.info("wrote %s (%d conditions)", args.out, len(table))

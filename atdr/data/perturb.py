@@ -80,16 +80,16 @@ def _fit(wave: torch.Tensor, length: int) -> torch.Tensor:
     return wave.repeat(math.ceil(length / len(wave)))[:length]
 
 
-# Every kind, with what its strength is (the axis of its panel in the robustness figure).
+# Every kind: what its strength is, and its unit.
 KINDS = {
-    "white_noise": "SNR (dB)",
-    "babble": "SNR (dB)",
-    "gain": "gain (dB)",
-    "lowpass": "cut-off (Hz)",
-    "bandpass": "band (Hz)",
-    "shift": "shift (s)",
-    "truncate": "share kept",
-    "resample": "rate (Hz)",
+    "white_noise": ("SNR", "dB"),
+    "babble": ("SNR", "dB"),
+    "gain": ("gain", "dB"),
+    "lowpass": ("cut-off", "Hz"),
+    "bandpass": ("band", "Hz"),
+    "shift": ("shift", "s"),
+    "truncate": ("share kept", "%"),
+    "resample": ("rate", "Hz"),
 }
 
 
@@ -116,13 +116,15 @@ class Perturbation:
             raise AtdrError(f"{self.kind}: invalid strength {self.label}")
 
     @property
-    def label(self) -> str:
-        """The strength as shown in tables and figures, e.g. "10 dB", "300-3400 Hz", "50%"."""
+    def value(self) -> str:
+        """The strength as given, e.g. "10", "300-3400", "0.5"."""
         s = self.strength
-        if self.kind == "bandpass":
-            return f"{s[0]:g}-{s[1]:g} Hz"
-        unit = {"white_noise": " dB", "babble": " dB", "gain": " dB", "lowpass": " Hz", "shift": " s", "resample": " Hz"}
-        return f"{s * 100:g}%" if self.kind == "truncate" else f"{s:g}{unit[self.kind]}"
+        return f"{s[0]:g}-{s[1]:g}" if self.kind == "bandpass" else f"{s:g}"
+
+    @property
+    def label(self) -> str:
+        """The strength with its unit, as tables and figures show it: "10 dB", "300-3400 Hz", "50%"."""
+        return f"{self.strength * 100:g}%" if self.kind == "truncate" else f"{self.value} {KINDS[self.kind][1]}"
 
     def __call__(self, wave: torch.Tensor, index: int) -> torch.Tensor:
         s = self.strength

@@ -103,6 +103,8 @@ rule probe:
         seed=lambda w: ANALYSES["robustness"]["seed"],
         workers=lambda w, threads: max(threads - 1, 0),
     threads: 2
+    resources:
+        gpu=min(config["gpus_per_run"], 1),
     conda:
         "../../envs/atdr.yaml"
     log:
@@ -111,7 +113,7 @@ rule probe:
         f"{RESULTS}/benchmarks/{{dataset}}/analysis/robustness/{{model}}/seed{{seed}}/probe.tsv"
     shell:
         "python -m atdr probe {params.run} {params.perturbations} --seed {params.seed} --workers {params.workers}"
-        " --out {output} 2> {log}"
+        " --gpus {resources.gpu} --out {output} 2> {log}"
 
 
 rule data_efficiency:
@@ -213,6 +215,8 @@ rule cost:
         runs=lambda w: " ".join(atdr_workflow.analysis_runs(config, w.dataset, "cost")),
         clips=lambda w: ANALYSES["cost"]["inference_clips"],
         out=lambda w: atdr_workflow.analysis_dir(w.dataset, "cost"),
+    resources:
+        gpu=min(config["gpus_per_run"], 1),
     conda:
         "../../envs/atdr.yaml"
     log:
@@ -220,4 +224,5 @@ rule cost:
     benchmark:
         f"{RESULTS}/benchmarks/{{dataset}}/analysis/cost.tsv"
     shell:
-        "python -m atdr cost {params.runs} --benchmarks {input.benchmarks} --clips {params.clips} --out {params.out} 2> {log}"
+        "python -m atdr cost {params.runs} --benchmarks {input.benchmarks} --clips {params.clips} --gpus {resources.gpu}"
+        " --out {params.out} 2> {log}"
