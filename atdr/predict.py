@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from atdr.data.dataset import reference_inputs
 from atdr.errors import AtdrError
 
 EPS = 1e-7
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Inputs = Callable[[Any, torch.device], tuple[torch.Tensor, torch.Tensor]]  # a batch's clips -> (x, y) on the device
 
 
 def make_loss(kind: str, output: str) -> LossFn:
@@ -54,18 +57,19 @@ class Prediction:
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, loader: DataLoader, device: torch.device,
-            loss_fn: LossFn | None = None) -> Prediction:
-    """Probabilities of every clip `loader` (from `atdr.data.dataset.batch_loader`) yields,
-    computed in fp32 whatever precision the model was trained in: half-precision outputs would
-    round probabilities into ties and change the AP ranking."""
+def predict(model: torch.nn.Module, loader: DataLoader, device: torch.device, loss_fn: LossFn | None = None,
+            inputs: Inputs = reference_inputs) -> Prediction:
+    """Probabilities of every clip `loader` (from `atdr.data.dataset.batch_loader`) yields, its
+    batches made into `(x, y)` on `device` by `inputs` (the data path's `eval_inputs`), computed in
+    fp32 whatever precision the model was trained in: half-precision outputs would round
+    probabilities into ties and change the AP ranking."""
     model.eval()
     probs, targets, unreadable, losses, sizes = [], [], [], [], []
     for batch in loader:
         unreadable += batch.unreadable
-        if batch.features is None:
+        if batch.clips is None:
             continue
-        x, y = batch.features.to(device, non_blocking=True), batch.targets.to(device, non_blocking=True)
+        x, y = inputs(batch.clips, device)
         out = model(x).float()
         if loss_fn is not None:
             losses.append(loss_fn(out, y).item())

@@ -42,10 +42,11 @@ from atdr import checkpoint, runfolder
 from atdr.atomic import atomic_path, write_npy, write_text
 from atdr.config import RunConfig, results_relevant
 from atdr.data.datafile import Clip, read_datafile
-from atdr.data.dataset import AudioDataset, batch_loader
 from atdr.data.features import get_frontend
+from atdr.data.loaders import Loaders, PackedLoaders, ReferenceLoaders, ensure_packed
 from atdr.data.labels import LabelSet
 from atdr.data.notes import ConversionNotes
+from atdr.data.pipeline import BatchPipeline
 from atdr.data.sampler import EpochSampler
 from atdr.data.stats import NormStats
 from atdr.data.weights import read_weights
@@ -54,7 +55,7 @@ from atdr.errors import AtdrError
 from atdr.metrics import evaluate
 from atdr.models import create
 from atdr.precision import resolve as resolve_precision
-from atdr.predict import LossFn, Prediction, make_loss, predict
+from atdr.predict import Inputs, LossFn, Prediction, make_loss, predict
 from atdr.run import PREDICTIONS
 
 log = logging.getLogger(__name__)
@@ -181,41 +182,49 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device, notes:
         raise AtdrError(f"train.batch_size {t.batch_size} is not divisible by the {world.size} processes")
     torch.manual_seed(t.seed)
 
-    # Data. Each loader draws its workers' seeds from its own generator, not the global RNG,
-    # so that a resumed run's dropout sees the same random numbers as an uninterrupted one.
+    # Data: the packed fast path or the per-clip reference (atdr.data.loaders). Each loader draws
+    # its workers' seeds from its own generator, not the global RNG, so that a resumed run's
+    # dropout sees the same random numbers as an uninterrupted one.
     labels = LabelSet.read(d.labels)
     frontend = get_frontend(d.frontend)
     mean, std = _norm(cfg)
-    train_clips = read_datafile(d.train, labels)
-    scored = {name: read_datafile(path, labels) for name, path in (("valid", d.valid), ("eval", d.eval)) if path}
+    datafiles = {name: path for name, path in (("train", d.train), ("valid", d.valid), ("eval", d.eval)) if path}
+    if d.loader == "packed":
+        if world.is_main:
+            for path in datafiles.values():
+                ensure_packed(path)
+        world.barrier()
+        data: Loaders = PackedLoaders(labels, BatchPipeline(frontend, d.target_length, (mean, std), cfg.augment),
+                                      t.skip_unreadable)
+    else:
+        data = ReferenceLoaders(labels, frontend, d.target_length, (mean, std), cfg.augment, t.skip_unreadable)
+    clips = {name: read_datafile(path, labels, check_files=d.loader == "reference") for name, path in datafiles.items()}
+    train_clips, scored = clips["train"], {name: c for name, c in clips.items() if name != "train"}
     selection = "valid" if "valid" in scored else "eval"  # the set the best epoch is chosen on
     weights = read_weights(d.weights, len(train_clips)) if d.weights else None
-    train_set = AudioDataset(train_clips, labels, frontend, d.target_length, (mean, std),
-                             cfg.augment, skip_unreadable=t.skip_unreadable)
-    sampler = EpochSampler(len(train_set), weights, t.seed, world.rank, world.size)
+    sampler = EpochSampler(len(train_clips), weights, t.seed, world.rank, world.size)
     rank_batch = t.batch_size // world.size
 
-    def loader(dataset: AudioDataset, batch_size: int, **kwargs) -> DataLoader:
-        return batch_loader(dataset, batch_size, num_workers=t.num_workers, pin_memory=device.type == "cuda",
-                            worker_init_fn=partial(_init_worker, notes),
-                            generator=torch.Generator().manual_seed(t.seed), **kwargs)
+    def loader(name: str, batch_size: int, sampler: EpochSampler | None = None) -> DataLoader:
+        return data.loader(datafiles[name], clips[name], batch_size, sampler, num_workers=t.num_workers,
+                           pin_memory=device.type == "cuda", worker_init_fn=partial(_init_worker, notes),
+                           generator=torch.Generator().manual_seed(t.seed))
 
-    train_loader = loader(train_set, rank_batch, sampler=sampler)
-    scored_loaders = {name: loader(AudioDataset(clips, labels, frontend, d.target_length, (mean, std),
-                                                skip_unreadable=t.skip_unreadable), 2 * t.batch_size)
-                      for name, clips in scored.items()}
+    train_loader = loader("train", rank_batch, sampler)
+    scored_loaders = {name: loader(name, t.eval_batch_size or 2 * t.batch_size) for name in scored}
 
     # Model, loss, optimiser, schedule, precision
     model = create(cfg.model.name, label_dim=len(labels), n_mels=frontend.n_mels, target_length=d.target_length,
-                   **cfg.model.params).to(device)
+                   **cfg.model.params).to(device, memory_format=torch.channels_last if t.channels_last else None)
     loss_kind = t.loss if t.loss != "auto" else ("bce" if d.task == "multilabel" else "ce")
     loss_fn = make_loss(loss_kind, model.output)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.optim.lr,
-                                 betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay)
+                                 betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay, fused=cfg.optim.fused or None)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, cfg.optim.milestones, cfg.optim.gamma)
     precision = resolve_precision(t.precision, cfg.model.name, device)
     autocast, scaler = precision.autocast(), precision.grad_scaler()
-    scoring = Scoring(scored_loaders, scored, selection, "mAP" if d.task == "multilabel" else "acc", device, loss_fn)
+    scoring = Scoring(scored_loaders, scored, selection, "mAP" if d.task == "multilabel" else "acc", device, loss_fn,
+                      data.eval_inputs)
 
     # Resume
     ckpt_dir = out / "checkpoints"
@@ -273,6 +282,8 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device, notes:
                             "Run the same command again to resume.")
 
     net = DistributedDataParallel(model) if world.size > 1 else model
+    if t.compile:
+        net = torch.compile(net)
     base_lr = cfg.optim.lr
     with _StopSignals() as stop:
         for epoch in range(state.epoch + 1, t.epochs + 1):
@@ -289,8 +300,8 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device, notes:
                         group["lr"] = state.step / cfg.optim.warmup_steps * base_lr
                 state.consumed = min(state.consumed + rank_batch, sampler.per_rank)
                 state.unreadable += [i for i in batch.unreadable if i not in state.unreadable]
-                if batch.features is not None:
-                    x, y = batch.features.to(device, non_blocking=True), batch.targets.to(device, non_blocking=True)
+                if batch.clips is not None:
+                    x, y = data.train_inputs(batch.clips, device)
                     with autocast:
                         output = net(x)
                     loss = loss_fn(output.float(), y)
@@ -363,11 +374,12 @@ class Scoring:
     main_metric: str
     device: torch.device
     loss_fn: LossFn
+    inputs: Inputs  # a scored batch -> (x, y) on the device
 
     def predict(self, model: torch.nn.Module, name: str, extra: dict, loss: bool = True) -> Prediction:
         """Predict one scored set; clips that could not be read are logged once and recorded in
         `extra["unreadable"][name]` (the prediction has no row for them)."""
-        result = predict(model, self.loaders[name], self.device, self.loss_fn if loss else None)
+        result = predict(model, self.loaders[name], self.device, self.loss_fn if loss else None, self.inputs)
         missed = [self.clips[name][i].wav for i in result.unreadable]
         recorded = extra.setdefault("unreadable", {}).setdefault(name, [])
         if missed != recorded:  # the ensemble adds up predictions of the same clips every epoch

@@ -240,6 +240,7 @@ def run_config(config: dict, dataset: str, model: str, seed: int) -> dict:
         "frontend": frontend,
         "target_length": ds["target_length"][frontend],
         "task": ds["task"],
+        "loader": ds["loader"],
     }
     if "mean" in given:
         data.update(mean=given["mean"], std=given["std"])
@@ -453,6 +454,11 @@ def config_schema() -> dict:
                                                              "evaluated on list k and trained on the others"},
             "verify": {"type": "boolean", "default": False,
                        "description": "atdr prep decodes every clip instead of reading its header"},
+            "loader": {"enum": ["packed", "reference"], "default": "packed",
+                       "description": "packed: each split decoded once into a store (atdr pack), features on the "
+                                      "device; reference: per clip in the data workers"},
+            "pack_codec": {"enum": ["pcm16", "flac"], "default": "pcm16",
+                           "description": "how atdr pack stores clips: pcm16 (fastest) or flac (about half the size)"},
             "archives": {"type": "array", "minItems": 1, "description": "source archives: shards with their sha256",
                          "items": {"type": "object", "additionalProperties": False, "required": ["url", "sha256"],
                                    "properties": {"url": url, "sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}}}},

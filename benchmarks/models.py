@@ -181,6 +181,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = yaml.safe_load(PAPER.read_text())
+    config["datasets"][DATASET].setdefault("loader", "packed")  # the schema's default (snakemake fills it in)
     names = args.models or list(config["models"])
     device = torch.device("cuda" if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
                           else "cpu")

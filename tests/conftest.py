@@ -40,21 +40,22 @@ def tiny_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def write_run_config(path: Path, data: Path, model: dict, *, frontend: str = "kaldi128", target_length: int = 100,
+def write_run_config(path: Path, dataset: Path, model: dict, *, frontend: str = "kaldi128", target_length: int = 100,
                      **sections: dict) -> Path:
-    """A run config for the embedded dataset folder `data` (norm stats computed on first use)."""
+    """A run config for the embedded dataset folder `dataset` (norm stats computed on first use);
+    `sections` update the config's sections (e.g. `data={"loader": "reference"}`)."""
     import yaml
 
     from atdr.cli import main
 
-    stats = data / f"stats_{frontend}_{target_length}.json"
+    stats = dataset / f"stats_{frontend}_{target_length}.json"
     if not stats.exists():
-        assert main(["-q", "norm-stats", str(data / "train.json"), "--frontend", frontend,
+        assert main(["-q", "norm-stats", str(dataset / "train.json"), "--frontend", frontend,
                      "--target-length", str(target_length), "--out", str(stats)]) == 0
     doc = {
         "model": model,
-        "data": {"train": str(data / "train.json"), "eval": str(data / "eval.json"),
-                 "labels": str(data / "class_labels_indices.csv"), "frontend": frontend,
+        "data": {"train": str(dataset / "train.json"), "eval": str(dataset / "eval.json"),
+                 "labels": str(dataset / "class_labels_indices.csv"), "frontend": frontend,
                  "target_length": target_length, "norm_stats": str(stats)},
         "optim": {"lr": 1e-3, "warmup_steps": 0, "milestones": []},
         "train": {"epochs": 2, "batch_size": 16, "num_workers": 0},

@@ -153,7 +153,7 @@ def test_editing_a_list_reruns_what_it_reaches_and_nothing_else(own):
     train.write_text("\n".join(lines[:5] + lines[6:]) + "\n")  # one row deleted
     dry = snakemake(own, "-n", config=own / "mine.yaml")
     jobs = planned(dry)
-    assert jobs == {"datafile": 1, "weights": 1, "norm_stats": 1, "train": 2, "evaluate": 2, "ensemble": 1,
+    assert jobs == {"datafile": 1, "pack": 1, "weights": 1, "norm_stats": 1, "train": 2, "evaluate": 2, "ensemble": 1,
                     "compare": 1, "all": 1}, jobs
     outputs = outputs_of(dry)
     assert "results/mine_lists/data/train.json" in outputs and not any(o.startswith("results/mine/") for o in outputs)

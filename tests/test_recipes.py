@@ -11,6 +11,8 @@ import pytest
 import yaml
 from test_workflow import ENV, ROOT, planned, snakemake
 
+from snakemake.utils import validate
+
 from atdr.config import parse_config
 from atdr.workflow import prepare, run_config
 
@@ -18,7 +20,9 @@ ORIGINAL_DECAY = list(range(5, 26))  # traintest.py: MultiStepLR(optimizer, list
 
 
 def recipe(name: str) -> dict:
+    """The config as the workflow sees it: schema defaults filled in, folds expanded."""
     config = yaml.safe_load((ROOT / "config" / f"{name}.yaml").read_text())
+    validate(config, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
     return {**config, "datasets": prepare(config["datasets"])}
 
 
@@ -31,7 +35,7 @@ def test_esc50_plans_five_folds_from_one_download(tmp_path, no_weights):
     result = snakemake(tmp_path, "-n", config=ROOT / "config" / "esc50.yaml")
     assert result.returncode == 0, result.stderr[-2000:]
     assert planned(result) == {"download_corpus": 1, "pretrained_weights": 1, "link_download": 5, "datafile": 10,
-                               "run_config": 5, "train": 5, "evaluate": 5, "compare": 1, "all": 1}
+                               "pack": 10, "run_config": 5, "train": 5, "evaluate": 5, "compare": 1, "all": 1}
     assert "audioset_10_10_0.4593.pth" in result.stdout  # audiosetpretrain=True
 
 
@@ -47,7 +51,7 @@ def test_esc50_run_configs_are_run_esc_sh(fold):
         "train": f"results/esc50_fold{fold}/data/train.json", "valid": None,
         "eval": f"results/esc50_fold{fold}/data/eval.json",  # --data-val: selection and report on the held-out fold
         "labels": f"results/esc50_fold{fold}/download/class_labels_indices.csv", "weights": None,  # bal=none
-        "frontend": "kaldi128", "target_length": 512, "mean": -6.6268077, "std": 5.358466, "task": "singlelabel",
+        "frontend": "kaldi128", "target_length": 512, "mean": -6.6268077, "std": 5.358466, "task": "singlelabel", "loader": "packed",
     }  # fmt: skip
     assert doc["augment"] == {"mixup": 0.0, "mixup_alpha": 10.0, "freqm": 24, "timem": 96}
     assert doc["optim"] == {"lr": 1e-5, "betas": [0.95, 0.999], "weight_decay": 5e-7, "warmup_steps": 0,
@@ -61,7 +65,7 @@ def test_speechcommands_plans_one_run_selected_on_validation(tmp_path, no_weight
     result = snakemake(tmp_path, "-n", config=ROOT / "config" / "speechcommands.yaml")
     assert result.returncode == 0, result.stderr[-2000:]
     assert planned(result) == {"download_corpus": 1, "pretrained_weights": 1, "link_download": 1, "datafile": 3,
-                               "run_config": 1, "train": 1, "evaluate": 1, "compare": 1, "all": 1}
+                               "pack": 3, "run_config": 1, "train": 1, "evaluate": 1, "compare": 1, "all": 1}
     assert "deit_base_distilled_patch16_384.pth" in result.stdout  # imagenetpretrain=True, audiosetpretrain=False
     for split in ("train", "valid", "eval"):
         assert f"results/speechcommands/data/{split}.json" in result.stdout
@@ -76,7 +80,7 @@ def test_speechcommands_run_config_is_run_sc_sh():
         "valid": "results/speechcommands/data/valid.json",  # --data-val: the best epoch
         "eval": "results/speechcommands/data/eval.json",  # --data-eval: reported
         "labels": "results/speechcommands/download/class_labels_indices.csv", "weights": None,
-        "frontend": "kaldi128", "target_length": 128, "mean": -6.845978, "std": 5.5654526, "task": "singlelabel",
+        "frontend": "kaldi128", "target_length": 128, "mean": -6.845978, "std": 5.5654526, "task": "singlelabel", "loader": "packed",
     }  # fmt: skip
     assert doc["augment"] == {"mixup": 0.6, "mixup_alpha": 10.0, "freqm": 48, "timem": 48, "noise": True}
     assert doc["optim"] == {"lr": 2.5e-4, "betas": [0.95, 0.999], "weight_decay": 5e-7, "warmup_steps": 0,

@@ -163,7 +163,7 @@ def test_paper_config_plans_the_full_audioset_dag_without_data(tmp_path, monkeyp
     paper = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
     runs = len(paper["datasets"]) * len(paper["models"]) * len(paper["seeds"])
     assert planned(result) == {
-        "link_folder": 2, "datafile": 4, "weights": 1, "run_config": runs, "train": runs, "evaluate": runs,
+        "link_folder": 2, "datafile": 4, "pack": 4, "weights": 1, "run_config": runs, "train": runs, "evaluate": runs,
         "ensemble": len(paper["datasets"]) * len(paper["ensembles"]), "compare": 1, "all": 1,
         "pretrained_weights": 1,  # the ImageNet DeiT of the AST recipes, fetched once
     }

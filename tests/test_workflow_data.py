@@ -49,10 +49,10 @@ def test_an_esc50_shaped_corpus_runs_the_five_fold_dag_to_the_table(http_server,
         assert sorted(c["video_id"] for c in eval_clips) == sorted(r["filename"][:-4] for r in rows if r["fold"] == k)
         summary = json.loads((tmp_path / "results" / f"esc_fold{k}" / "linear" / "seed0" / "summary.json").read_text())
         assert summary["main_metric"] == "acc" and summary["selected_on"] == "eval"
-    table = pd.read_csv(tmp_path / "results" / "comparison" / "table.csv")
+    table = pd.read_csv(tmp_path / "results" / "comparison" / "config" / "table.csv")
     assert list(table.dataset) == ["esc"] and table.folds[0] == 5 and table.main_metric[0] == "acc"
     assert 0 <= table.acc[0] <= 1 and table.fold_std[0] >= 0
-    header = (tmp_path / "results" / "comparison" / "table.md").read_text().splitlines()[0]
+    header = (tmp_path / "results" / "comparison" / "config" / "table.md").read_text().splitlines()[0]
     assert "folds" in header and "fold std" in header and "acc" in header
     again = snakemake(tmp_path, "-n", config=config)
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -76,7 +76,7 @@ def test_a_speech_commands_shaped_corpus_selects_on_validation_and_reports_test(
     assert resolved["data"]["valid"] == "results/sc/data/valid.json" and resolved["train"]["loss"] == "bce"
     assert json.loads((run / "summary.json").read_text())["selected_on"] == "valid"
     assert np.load(run / "predictions.npy").shape == (len(lists["testing"]), len(WORDS))  # reported on test
-    table = pd.read_csv(tmp_path / "results" / "comparison" / "table.csv")
+    table = pd.read_csv(tmp_path / "results" / "comparison" / "config" / "table.csv")
     assert table.selected_on.tolist() == ["valid"]
 
 

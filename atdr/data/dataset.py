@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import NamedTuple
+from functools import partial
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -103,11 +104,11 @@ def collate(batch: list) -> tuple[torch.Tensor, torch.Tensor] | None:
 
 
 class Batch(NamedTuple):
-    """The clips of a batch that could be read, in order, and the dataset indices of those that
-    could not (so that nothing is dropped without a record)."""
+    """What a loader of `batch_loader` yields: the collated clips that could be read (`None` when
+    none could) and the dataset indices of those that could not, so that nothing is dropped
+    without a record."""
 
-    features: torch.Tensor | None  # [clips, time, freq]; None when no clip could be read
-    targets: torch.Tensor | None  # [clips, classes]
+    clips: Any  # (features [B, time, freq], targets [B, classes]) from `collate`; a WaveBatch from `collate_waves`
     unreadable: list[int]
 
 
@@ -124,12 +125,19 @@ class _Numbered(Dataset):
         return (key[0] if isinstance(key, tuple) else key), self.dataset[key]
 
 
-def _collate_numbered(items: list[tuple[int, tuple | None]]) -> Batch:
-    unreadable = [i for i, item in items if item is None]
-    readable = collate([item for _, item in items])
-    return Batch(*(readable or (None, None)), unreadable)
+def _collate_numbered(items: list[tuple[int, tuple | None]], collate_fn: Callable[[list], Any]) -> Batch:
+    return Batch(collate_fn([item for _, item in items]), [i for i, item in items if item is None])
 
 
-def batch_loader(dataset: AudioDataset, batch_size: int, **kwargs) -> DataLoader:
-    """A DataLoader of `Batch`es of `dataset` (keyword arguments as DataLoader's)."""
-    return DataLoader(_Numbered(dataset), batch_size, collate_fn=_collate_numbered, **kwargs)
+def reference_inputs(clips: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of `collate`d features and targets, on `device`: the model's `(x, y)`."""
+    features, targets = clips
+    return features.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+
+
+def batch_loader(dataset: Dataset, batch_size: int, collate_fn: Callable[[list], Any] = collate, **kwargs) -> DataLoader:
+    """A DataLoader of `Batch`es of `dataset`, its readable items put together by `collate_fn`
+    (which drops `None` items and returns `None` when none is left); other keyword arguments as
+    DataLoader's."""
+    return DataLoader(_Numbered(dataset), batch_size, collate_fn=partial(_collate_numbered, collate_fn=collate_fn),
+                      **kwargs)

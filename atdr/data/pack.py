@@ -136,6 +136,8 @@ def _decode(task: tuple[str, str]) -> tuple[bytes, int, str, set[str]]:
             wave = load_audio(path).numpy()
         except AtdrError as e:
             return b"", -1, str(e), set()
+    if not np.isfinite(wave).all():
+        return b"", -1, f"audio {path} holds NaN or infinite samples", set()
     pcm = np.clip(np.round(wave * 32768.0), -32768, 32767).astype("<i2")
     if codec == "flac":
         buffer = io.BytesIO()
@@ -326,11 +328,11 @@ class PackedDataset(Dataset):
         index, seed = key if isinstance(key, tuple) else (key, 0)
         wave = self.store.read(index)
         if wave is None:
-            message = f"{self.store.path}: clip {index} ({self.clips[index].wav}) could not be decoded when packed"
+            message = f"{self.clips[index].wav} could not be decoded when {self.store.path} was packed"
             if not self.skip_unreadable:
                 raise AtdrError(message)
             if index not in self._reported:
                 self._reported.add(index)
-                log.warning("skipping %s", message)
+                log.warning("skipping unreadable clip: %s", message)
             return None
         return torch.from_numpy(wave), torch.from_numpy(self.labels.encode(self.clips[index].labels)), seed

@@ -96,11 +96,14 @@ def run_path(w):
 
 
 def train_inputs(w):
-    """Datafiles, class list, weights, norm stats and published weights a run reads."""
+    """Datafiles (and their packed stores), class list, weights, norm stats and published weights a run reads."""
     data = atdr_workflow.data_dir(w.dataset)
+    splits = atdr_workflow.splits(config, w.dataset)
+    packed = config["datasets"][w.dataset]["loader"] == "packed"
     inputs = {
         "config": f"{run_path(w)}/run.yaml",
-        **{split: f"{data}/{split}.json" for split in atdr_workflow.splits(config, w.dataset)},
+        **{split: f"{data}/{split}.json" for split in splits},
+        "stores": [f"{data}/{split}.pack" for split in splits if packed],
         "labels": f"{download_dir(w)}/class_labels_indices.csv",
         # published weights: a fresh copy of the same file does not retrain
         "pretrained": [ancient(f"{CHECKPOINTS}/{name}.pth") for name in atdr_workflow.pretrained_weights(config, w.dataset, w.model)],

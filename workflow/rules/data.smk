@@ -1,5 +1,5 @@
 # Stage 1: raw data (synthesised, a folder of recordings, or downloaded: download.smk) -> [split] ->
-# json datafiles -> sample weights. Every source leaves the same layout in
+# json datafiles -> packed stores (the fast data path) and sample weights. Every source leaves the same layout in
 # results/{dataset}/download: class_labels_indices.csv, the segment lists and audio/. The segment
 # lists and a folder's class list are inputs of the rules that read them: editing one re-runs what
 # it reaches, and nothing else (a download's official lists are fixed).
@@ -100,3 +100,25 @@ rule weights:
         f"{RESULTS}/logs/{{dataset}}/weights.log",
     shell:
         "python -m atdr weights {input.datafile} --labels {input.labels} --out {output} 2> {log}"
+
+
+rule pack:
+    input:
+        f"{RESULTS}/{{dataset}}/data/{{split}}.json",
+    output:
+        store=f"{RESULTS}/{{dataset}}/data/{{split}}.pack",
+        undecodable=f"{RESULTS}/{{dataset}}/data/{{split}}_undecodable.csv",
+    wildcard_constraints:
+        split="train|valid|eval",
+    params:
+        codec=lambda w: config["datasets"][w.dataset]["pack_codec"],
+    threads: 4
+    conda:
+        "../../envs/atdr.yaml"
+    log:
+        f"{RESULTS}/logs/{{dataset}}/pack_{{split}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{dataset}}/pack_{{split}}.tsv"
+    shell:
+        "python -m atdr pack {input} --out {output.store} --report {output.undecodable} --codec {params.codec}"
+        " --workers {threads} 2> {log}"
