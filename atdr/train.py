@@ -43,10 +43,9 @@ from atdr.atomic import atomic_path, write_npy, write_text
 from atdr.config import RunConfig, results_relevant
 from atdr.data.datafile import Clip, read_datafile
 from atdr.data.features import get_frontend
-from atdr.data.loaders import Loaders, PackedLoaders, ReferenceLoaders, ensure_packed
+from atdr.data.loaders import ensure_packed, run_loaders
 from atdr.data.labels import LabelSet
 from atdr.data.notes import ConversionNotes
-from atdr.data.pipeline import BatchPipeline
 from atdr.data.sampler import EpochSampler
 from atdr.data.stats import NormStats
 from atdr.data.weights import read_weights
@@ -189,15 +188,14 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device, notes:
     frontend = get_frontend(d.frontend)
     mean, std = _norm(cfg)
     datafiles = {name: path for name, path in (("train", d.train), ("valid", d.valid), ("eval", d.eval)) if path}
+    stores = {"train": d.train_store} if d.train_store else {}  # the others: each datafile's own
     if d.loader == "packed":
         if world.is_main:
-            for path in datafiles.values():
-                ensure_packed(path)
+            for name, path in datafiles.items():
+                if name not in stores:
+                    ensure_packed(path)
         world.barrier()
-        data: Loaders = PackedLoaders(labels, BatchPipeline(frontend, d.target_length, (mean, std), cfg.augment),
-                                      t.skip_unreadable)
-    else:
-        data = ReferenceLoaders(labels, frontend, d.target_length, (mean, std), cfg.augment, t.skip_unreadable)
+    data = run_loaders(cfg, labels, frontend, (mean, std))
     clips = {name: read_datafile(path, labels, check_files=d.loader == "reference") for name, path in datafiles.items()}
     train_clips, scored = clips["train"], {name: c for name, c in clips.items() if name != "train"}
     selection = "valid" if "valid" in scored else "eval"  # the set the best epoch is chosen on
@@ -206,9 +204,9 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device, notes:
     rank_batch = t.batch_size // world.size
 
     def loader(name: str, batch_size: int, sampler: EpochSampler | None = None) -> DataLoader:
-        return data.loader(datafiles[name], clips[name], batch_size, sampler, num_workers=t.num_workers,
-                           pin_memory=device.type == "cuda", worker_init_fn=partial(_init_worker, notes),
-                           generator=torch.Generator().manual_seed(t.seed))
+        return data.loader(datafiles[name], clips[name], batch_size, sampler, stores.get(name),
+                           num_workers=t.num_workers, pin_memory=device.type == "cuda",
+                           worker_init_fn=partial(_init_worker, notes), generator=torch.Generator().manual_seed(t.seed))
 
     train_loader = loader("train", rank_batch, sampler)
     scored_loaders = {name: loader(name, t.eval_batch_size or 2 * t.batch_size) for name in scored}

@@ -14,8 +14,9 @@ input length and the seed. The schema's run sections are generated from the pyda
 The analyses (`analyses`, each optional) live under `results/<dataset>/analysis/`. Those that
 retrain (`data_efficiency`, `label_noise`) train ordinary runs on other training datafiles:
 `results/<dataset>/analysis/<analysis>/<variant>/<model>/seed<seed>`, with the run config of
-the same model and seed but `data.train` (and its weights) replaced; the variant is the
-fraction or the noise rate, and the whole set and the clean labels are the ordinary runs.
+the same model and seed but `data.train` (and its weights) replaced, its clips read from the
+whole training split's packed store (`data.train_store`); the variant is the fraction or the
+noise rate, and the whole set and the clean labels are the ordinary runs.
 """
 
 from __future__ import annotations
@@ -281,6 +282,8 @@ def variant_run_config(config: dict, dataset: str, model: str, seed: int, analys
     """The run config of (dataset, model, seed), trained on the variant's training datafile."""
     doc = run_config(config, dataset, model, seed)
     folder = f"{analysis_dir(dataset, analysis)}/{variant}"
+    if doc["data"]["loader"] == "packed":  # the variant's clips are read from the whole split's store
+        doc["data"]["train_store"] = f"{data_dir(dataset)}/train.pack"
     doc["data"]["train"] = f"{folder}/train.json"
     if doc["data"]["weights"]:
         doc["data"]["weights"] = f"{folder}/train_weight.csv"

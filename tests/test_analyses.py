@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import soundfile as sf
 import torch
 import yaml
+from conftest import write_run_config
 
 from atdr.analysis.cost import pareto_front
 from atdr.analysis.labels import read_label_quality
@@ -87,6 +87,33 @@ def test_subset_command_writes_nested_datafiles_and_their_weights(tiny_synth, tm
     assert sorted(counts.fraction.unique()) == [0.25, 0.5, 1.0]
     whole = counts[counts.fraction == 1.0].set_index("mid").positives
     assert whole.to_dict() == {m: sum(m in c.labels for c in full) for m in labels.mids}
+
+
+def test_subsets_and_noisy_labels_read_the_whole_splits_store(tiny_synth, tmp_path):
+    from atdr.data.audio import load_audio
+    from atdr.data.loaders import ensure_packed
+    from atdr.data.pack import PackedDataset, PackedStore
+
+    labels_csv = str(tiny_synth / "class_labels_indices.csv")
+    labels = LabelSet.read(labels_csv)
+    store = PackedStore(ensure_packed(tiny_synth / "train.json"))
+    assert main(["-q", "subset", str(tiny_synth / "train.json"), "--labels", labels_csv, "--fractions", "0.25",
+                 "--out", str(tmp_path)]) == 0
+    assert main(["-q", "label-noise", str(tiny_synth / "train.json"), "--labels", labels_csv, "--rates", "0.5",
+                 "--out", str(tmp_path)]) == 0
+    full = read_datafile(tiny_synth / "train.json", labels)
+    for variant in ("0.25", "0.5"):
+        clips = read_datafile(tmp_path / variant / "train.json", labels)
+        positions = store.locate(clips)
+        assert [full[i].wav for i in positions] == [c.wav for c in clips]
+        dataset = PackedDataset(store, clips, labels, positions=positions)
+        for i in range(0, len(clips), 5):
+            assert torch.equal(dataset.wave(i), load_audio(clips[i].wav))  # 16-bit files: bit-identical
+            assert torch.equal(dataset[i][1], torch.from_numpy(labels.encode(clips[i].labels)))  # the variant's labels
+    assert len(positions) == len(full) and (positions == np.arange(len(full))).all()  # relabelled: every clip
+    assert not (matrix(clips, labels) == matrix(full, labels)).all()
+    with pytest.raises(AtdrError, match="does not hold .*other.wav"):
+        store.locate([*clips[:3], Clip(str(tmp_path / "other.wav"), ("/m/a",))])
 
 
 # Label noise
@@ -175,20 +202,27 @@ def test_white_noise_has_the_requested_snr_measured_on_the_output(snr):
     assert band_power(noise, 100, 3000) / band_power(noise, 4000, 6900) == pytest.approx(1.0, rel=0.15)
 
 
-def test_babble_mixes_other_clips_of_the_set_at_the_requested_snr(tmp_path):
-    clips = []
-    for i, f in enumerate((300, 700, 1300)):
-        clips.append(str(tmp_path / f"clip{i}.wav"))
-        sf.write(clips[-1], tones(f, seconds=0.5).numpy(), SR)  # shorter than the clip: looped
+class WaveSet(list):
+    """Clips as waveforms, as `AudioDataset` and `PackedDataset` give them (`atdr.data.dataset.Waves`)."""
+
+    def wave(self, index: int) -> torch.Tensor | None:
+        return self[index]
+
+
+def test_babble_mixes_other_clips_of_the_set_at_the_requested_snr():
+    clips = WaveSet([tones(300, seconds=0.5), tones(700, seconds=0.5), tones(1300, seconds=0.5), None])
     x = tones(440)
-    y = Perturbation("babble", 10.0, clips=clips[:2])(x, 0)  # a set of two: clip 0's babble is clip 1 alone
+    y = Perturbation("babble", 10.0)(x, 0, WaveSet(clips[:2]))  # a set of two: clip 0's babble is clip 1 alone
     assert snr_db(x, y) == pytest.approx(10.0, abs=1e-3)
     other = tones(700)  # clip 1, looped to the length
     assert float(torch.nn.functional.cosine_similarity((y - x).double(), other.double(), dim=0)) > 0.999
-    y = Perturbation("babble", 0.0, clips=clips)(x, 1)  # never the clip itself
+    y = Perturbation("babble", 0.0)(x, 1, clips)  # never the clip itself; an unreadable one left out
     assert snr_db(x, y) == pytest.approx(0.0, abs=1e-3)
     assert band_power(y - x, 690, 710) < 1e-6 * band_power(y - x, 0, 8000)
     assert band_power(y - x, 290, 310) > 0.3 * band_power(y - x, 0, 8000)
+    assert band_power(y - x, 1290, 1310) > 0.3 * band_power(y - x, 0, 8000)
+    with pytest.raises(AtdrError, match="babble needs a set of at least 2 clips"):
+        Perturbation("babble", 0.0)(x, 0)
 
 
 def test_band_limits_remove_exactly_the_frequencies_outside_by_spectrum():
@@ -233,18 +267,31 @@ def test_bad_perturbations_are_one_line_errors(kind, strength, message):
 # Probing a trained run
 
 
-def test_probe_on_clean_input_reproduces_the_runs_eval_map(trained_run, tmp_path, caplog):
+@pytest.fixture(scope="module")
+def reference_run(tiny_synth, tmp_path_factory) -> Path:
+    """A tiny linear run on the reference data path (features per clip in the workers)."""
+    out = tmp_path_factory.mktemp("reference") / "linear"
+    config = write_run_config(out.parent / "linear.yaml", tiny_synth, {"name": "linear", "params": {"hidden_dim": 16}},
+                              frontend="mel64", target_length=40, data={"loader": "reference"}, train={"epochs": 1})
+    assert main(["-q", "train", "--config", str(config), "--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize("path", ["packed", "reference"])
+def test_probe_on_clean_input_reproduces_the_runs_eval_map(path, trained_run, reference_run, tmp_path, caplog):
+    run = trained_run if path == "packed" else reference_run
+    assert yaml.safe_load((run / "config.yaml").read_text())["data"]["loader"] == path
     caplog.set_level(logging.INFO)
     out = tmp_path / "probe.csv"
-    assert main(["probe", str(trained_run), "--white-noise", "0", "--bandpass", "300-3400", "--truncate", "0.3",
+    assert main(["probe", str(run), "--white-noise", "0", "--babble", "0", "--bandpass", "300-3400", "--truncate", "0.3",
                  "--out", str(out)]) == 0
     table = pd.read_csv(out, keep_default_na=False)
-    summary = json.loads((trained_run / "summary.json").read_text())
-    own = evaluate(np.load(trained_run / "predictions.npy"), np.load(trained_run / "targets.npy")).mAP
+    summary = json.loads((run / "summary.json").read_text())
+    own = evaluate(np.load(run / "predictions.npy"), np.load(run / "targets.npy")).mAP
     assert table.loc[0, "mAP"] == summary["best"]["mAP"] == own  # exactly
     assert "reproduces the run's eval mAP" in caplog.text
-    assert list(table.perturbation) == ["clean", "white_noise", "bandpass", "truncate"]
-    assert list(table.label) == ["clean", "0 dB", "300-3400 Hz", "30%"]
+    assert list(table.perturbation) == ["clean", "white_noise", "babble", "bandpass", "truncate"]
+    assert list(table.label) == ["clean", "0 dB", "0 dB", "300-3400 Hz", "30%"]
     assert (table.clips == 24).all() and (table.clips_per_s > 0).all()
     assert (table.mAUC[1:] != table.mAUC[0]).all()  # every perturbation changed the scores
 
@@ -296,9 +343,10 @@ def analysis_runs(tmp_path_factory) -> dict[str, Path]:
     trains = {"whole": data / "train.json", "half": analysis / "data_efficiency" / "0.5" / "train.json",
               "noisy": analysis / "label_noise" / "0.3" / "train.json"}
     for name, run in runs.items():
+        store = {"train_store": str(data / "train.pack")} if name != "whole" else {}  # as the workflow: packed first
         config = {"model": {"name": "linear", "params": {"hidden_dim": 16}},
                   "data": {"train": str(trains[name]), "eval": str(data / "eval.json"), "labels": labels,
-                           "frontend": "mel64", "target_length": 40, "norm_stats": str(data / "stats.json")},
+                           "frontend": "mel64", "target_length": 40, "norm_stats": str(data / "stats.json"), **store},
                   "optim": {"warmup_steps": 0},
                   "train": {"epochs": 2, "batch_size": 16, "num_workers": 0, "device": "cpu"}}
         (root / f"{name}.yaml").write_text(yaml.safe_dump(config))

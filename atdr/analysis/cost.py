@@ -23,14 +23,9 @@ import torch
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from atdr.analysis.common import read_json, write_figure, write_table
-from atdr.checkpoint import ModelBundle
-from atdr.data.datafile import read_datafile
-from atdr.data.dataset import AudioDataset, batch_loader
-from atdr.data.features import get_frontend
 from atdr.errors import AtdrError
-from atdr.predict import predict
+from atdr.probe import BestCheckpoint
 from atdr.report import comparison_table, read_seeds, significant
-from atdr.run import read_run
 
 LEGEND = ("params, GFLOPs per clip and mAP as in the comparison table; train and infer clips/s: training loop and "
           "inference (features and model, fp32) throughput; train cost: device-hours of the training job (GPU-hours "
@@ -39,25 +34,21 @@ LEGEND = ("params, GFLOPs per clip and mAP as in the comparison table; train and
 
 
 def inference_speed(run: str | Path, clips: int = 64, workers: int = 0, device: torch.device | None = None) -> float:
-    """Clips per second of the run's best checkpoint on the first `clips` clips of its eval set
-    (after one warm-up batch), reading and featurising included."""
-    run = Path(run)
-    cfg = read_run(run).config
-    bundle = ModelBundle.load(run / "checkpoints" / "best.pt")
-    device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = bundle.build().to(device)
-    eval_clips = read_datafile(cfg.data.eval, bundle.labels)[:clips]
-    dataset = AudioDataset(eval_clips, bundle.labels, get_frontend(bundle.frontend), bundle.target_length,
-                           (bundle.mean, bundle.std), skip_unreadable=True)
-    batch = min(2 * cfg.train.batch_size, len(eval_clips))
-    predict(model, batch_loader(torch.utils.data.Subset(dataset, range(batch)), batch), device)  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    """Clips per second of the run's best checkpoint on the first `clips` clips of its eval set,
+    read, featurised and scored as the run's evaluation (`atdr.probe.BestCheckpoint`), after a
+    warm-up pass."""
+    checkpoint = BestCheckpoint(run, device)
+    checkpoint.predict(clips=checkpoint.batch_size)  # warm-up
+    _synchronize(checkpoint.device)
     start = time.perf_counter()
-    done = len(predict(model, batch_loader(dataset, batch, num_workers=workers), device).probs)
+    done = len(checkpoint.predict(clips=clips, workers=workers).probs)
+    _synchronize(checkpoint.device)
+    return done / (time.perf_counter() - start)
+
+
+def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return done / (time.perf_counter() - start)
 
 
 def training_hours(run: str | Path, benchmark: str | Path | None) -> float:

@@ -1,9 +1,9 @@
 """Probe a trained run's robustness: its best checkpoint on its eval set under waveform perturbations.
 
-No retraining: each clip of the run's eval set is perturbed after loading, before the features,
-then scored as `atdr train` scored it (same features, normalisation, batches; fp32). The first
-row, clean, reproduces the run's eval mAP (the log says so). Perturbations, each at one or more
-strengths, applied in this order:
+No retraining: each clip of the run's eval set is perturbed after reading, before the features,
+then scored as `atdr train` scored it (the same data path, features, normalisation and batches;
+fp32). The first row, clean, reproduces the run's eval mAP (the log says so). Perturbations, each
+at one or more strengths, applied in this order:
 
   --white-noise DB    white noise at this SNR (dB, over the clip)
   --babble DB         the sum of 4 other eval clips at this SNR
@@ -57,9 +57,9 @@ def run(args: argparse.Namespace) -> None:
     from atdr.gpus import claim_device
     from atdr.probe import probe
 
-    perturbations = [Perturbation(kind, parse_band(s) if kind == "bandpass" else s)
+    perturbations = [Perturbation(kind, parse_band(s) if kind == "bandpass" else s, args.seed)
                      for kind, *_ in OPTIONS.values() for s in getattr(args, kind)]
-    table = probe(args.run, perturbations, args.workers, args.seed, claim_device(args.gpus))
+    table = probe(args.run, perturbations, args.workers, claim_device(args.gpus))
     with atomic_path(args.out) as tmp:
         table.to_csv(tmp, index=False)
     log.info("wrote %s (%d conditions)", args.out, len(table))

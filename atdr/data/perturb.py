@@ -14,22 +14,22 @@ features, and keeps its length unless it says otherwise:
   front-end pads it, as any short clip).
 - `resample` (Hz): down to this rate and back, with `load_audio`'s resampler.
 
-`Perturbation(kind, strength)` applies one; called as `perturbation(wave, index)` (the
-`wave_transform` of `AudioDataset`), its randomness is a pure function of the seed and the
-clip's index.
+`Perturbation(kind, strength)` applies one: called as `perturbation(wave, index, dataset)` (the
+`wave_transform` of `AudioDataset` and `PackedDataset`), its randomness is a pure function of the
+seed and the clip's index.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torchaudio
 
-from atdr.data.audio import SAMPLE_RATE, load_audio
+from atdr.data.audio import SAMPLE_RATE
+from atdr.data.dataset import Waves
 from atdr.errors import AtdrError
 
 BABBLE_CLIPS = 4  # other clips summed into babble
@@ -95,13 +95,12 @@ KINDS = {
 
 @dataclass(frozen=True)
 class Perturbation:
-    """One perturbation at one strength (a number, or `(low, high)` for `bandpass`). `babble`
-    needs `clips`, the paths of the set it is applied to (clip `index` is never its own babble)."""
+    """One perturbation at one strength (a number, or `(low, high)` for `bandpass`); `babble`
+    mixes in other clips of the set the clip is in (never the clip itself)."""
 
     kind: str
     strength: float | tuple[float, float]
     seed: int = 0
-    clips: Sequence[str] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -126,13 +125,14 @@ class Perturbation:
         """The strength with its unit, as tables and figures show it: "10 dB", "300-3400 Hz", "50%"."""
         return f"{self.strength * 100:g}%" if self.kind == "truncate" else f"{self.value} {KINDS[self.kind][1]}"
 
-    def __call__(self, wave: torch.Tensor, index: int) -> torch.Tensor:
+    def __call__(self, wave: torch.Tensor, index: int, dataset: Waves | None = None) -> torch.Tensor:
+        """Clip `index` of `dataset` (its set: needed by babble only), perturbed."""
         s = self.strength
         if self.kind == "white_noise":
             rng = np.random.default_rng([self.seed, index])
             return add_at_snr(wave, torch.from_numpy(rng.standard_normal(len(wave)).astype(np.float32)), s)
         if self.kind == "babble":
-            return add_at_snr(wave, self._babble(index, len(wave)), s)
+            return add_at_snr(wave, self._babble(dataset, index, len(wave)), s)
         if self.kind == "gain":
             return gain(wave, s)
         if self.kind in ("lowpass", "bandpass"):
@@ -143,19 +143,19 @@ class Perturbation:
             return truncate(wave, s)
         return resample_round_trip(wave, int(s))
 
-    def _babble(self, index: int, length: int) -> torch.Tensor:
-        """`BABBLE_CLIPS` other clips at equal power, summed (unreadable ones left out)."""
-        if len(self.clips) < 2:
-            raise AtdrError("babble needs the paths of a set of at least 2 clips to mix")
+    def _babble(self, dataset: Waves | None, index: int, length: int) -> torch.Tensor:
+        """`BABBLE_CLIPS` other clips of `dataset` at equal power, summed (unreadable or silent
+        ones left out)."""
+        if dataset is None or len(dataset) < 2:
+            raise AtdrError("babble needs a set of at least 2 clips to mix")
         rng = np.random.default_rng([self.seed, index])
-        chosen = rng.choice(len(self.clips) - 1, min(BABBLE_CLIPS, len(self.clips) - 1), replace=False)
+        chosen = rng.choice(len(dataset) - 1, min(BABBLE_CLIPS, len(dataset) - 1), replace=False)
         babble = torch.zeros(length)
         for j in chosen + (chosen >= index):  # any clip but `index`
-            try:
-                other = _fit(load_audio(self.clips[j]), length)
-            except AtdrError:
-                continue
-            babble += other / max(math.sqrt(power(other)), 1e-12)
+            other = dataset.wave(int(j))
+            other = None if other is None else _fit(other, length)
+            if other is not None and power(other) > 0:
+                babble += other / math.sqrt(power(other))
         return babble
 
 

@@ -92,9 +92,9 @@ use rule train as analysis_train with:
 
 rule probe:
     input:
+        unpack(eval_inputs),
         summary=f"{RESULTS}/{{dataset}}/{{model}}/seed{{seed}}/summary.json",
         best=f"{RESULTS}/{{dataset}}/{{model}}/seed{{seed}}/checkpoints/best.pt",
-        eval=f"{RESULTS}/{{dataset}}/data/eval.json",
     output:
         f"{ANALYSIS}/robustness/{{model}}/seed{{seed}}/probe.csv",
     params:
@@ -205,6 +205,7 @@ rule cost:
     input:
         evals=lambda w: [f"{run}/eval/metrics.json" for run in atdr_workflow.analysis_runs(config, w.dataset, "cost")],
         benchmarks=lambda w: [f"{RESULTS}/benchmarks/{w.dataset}/{m}/seed{s}/train.tsv" for m in MODELS for s in SEEDS],
+        eval_store=lambda w: eval_inputs(w)["eval_store"],
     output:
         table=report(f"{ANALYSIS}/cost/cost.csv", caption="../report/cost_table.rst", category="Analyses",
                      subcategory="Cost"),

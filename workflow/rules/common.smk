@@ -121,8 +121,16 @@ def variant_run_path(w):
     return atdr_workflow.variant_run_dir(w.dataset, w.analysis, w.variant, w.model, w.seed)
 
 
+def eval_inputs(w):
+    """The eval datafile and, on the packed path, its store: what probing or timing a run reads."""
+    data = atdr_workflow.data_dir(w.dataset)
+    packed = config["datasets"][w.dataset]["loader"] == "packed"
+    return {"eval": f"{data}/eval.json", "eval_store": [f"{data}/eval.pack"] if packed else []}
+
+
 def variant_train_inputs(w):
-    """As an ordinary run's, with the variant's training datafile, weights and run config."""
+    """As an ordinary run's, with the variant's training datafile, weights and run config (its
+    clips read from the whole training split's store)."""
     folder = f"{atdr_workflow.analysis_dir(w.dataset, w.analysis)}/{w.variant}"
     inputs = {**train_inputs(w), "config": f"{variant_run_path(w)}/run.yaml", "train": f"{folder}/train.json"}
     if "weights" in inputs:
