@@ -330,9 +330,9 @@ def analysis_targets(config: dict) -> list[str]:
 
 
 def probe_args(config: dict) -> str:
-    """`atdr probe` options from `analyses.robustness.perturbations`."""
+    """`atdr probe` options from `analyses.robustness.perturbations` (none where it is off)."""
     args = []
-    for kind, strengths in config["analyses"]["robustness"]["perturbations"].items():
+    for kind, strengths in config["analyses"].get("robustness", {}).get("perturbations", {}).items():
         values = [f"{s[0]:g}-{s[1]:g}" if isinstance(s, list) else f"{s:g}" for s in strengths]
         args.append(f"--{kind.replace('_', '-')} " + " ".join(shlex.quote(v) for v in values))
     return " ".join(args)

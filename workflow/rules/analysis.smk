@@ -6,8 +6,8 @@
 # - robustness: trained runs probed under waveform perturbations, no retraining;
 # - cost: parameters, GFLOPs, training and inference speed, mAP per device-hour, Pareto front.
 # The retraining analyses' runs are ordinary training runs (the run_config and train rules,
-# reused with `use rule`) on another training datafile; the whole set and the clean labels are
-# the ordinary runs, never trained twice.
+# reused with `use rule`) on another training datafile whose clips they read from the whole
+# split's packed store; the whole set and the clean labels are the ordinary runs, never trained twice.
 import shlex
 
 ANALYSES = config["analyses"]
@@ -25,13 +25,13 @@ rule subset:
         train=f"{RESULTS}/{{dataset}}/data/train.json",
         labels=f"{RESULTS}/{{dataset}}/download/class_labels_indices.csv",
     output:
-        datafiles=[f"{ANALYSIS}/data_efficiency/{v}/train.json" for v in atdr_workflow.variants(config, "data_efficiency")],
-        weights=[f"{ANALYSIS}/data_efficiency/{v}/train_weight.csv" for v in atdr_workflow.variants(config, "data_efficiency")],
+        datafiles=variant_files("data_efficiency", "train.json"),
+        weights=variant_files("data_efficiency", "train_weight.csv"),
         counts=f"{ANALYSIS}/data_efficiency/subsets.csv",
     params:
-        fractions=lambda w: " ".join(map(str, ANALYSES["data_efficiency"]["fractions"])),
-        seed=lambda w: ANALYSES["data_efficiency"]["seed"],
-        out=lambda w: atdr_workflow.analysis_dir(w.dataset, "data_efficiency"),
+        fractions=" ".join(map(str, ANALYSES.get("data_efficiency", {}).get("fractions", []))),
+        seed=ANALYSES.get("data_efficiency", {}).get("seed"),
+        out=analysis_folder("data_efficiency"),
     conda:
         "../../envs/atdr.yaml"
     log:
@@ -46,14 +46,14 @@ rule label_noise:
         train=f"{RESULTS}/{{dataset}}/data/train.json",
         labels=f"{RESULTS}/{{dataset}}/download/class_labels_indices.csv",
     output:
-        datafiles=[f"{ANALYSIS}/label_noise/{v}/train.json" for v in atdr_workflow.variants(config, "label_noise")],
-        weights=[f"{ANALYSIS}/label_noise/{v}/train_weight.csv" for v in atdr_workflow.variants(config, "label_noise")],
-        counts=[f"{ANALYSIS}/label_noise/{v}/noise.json" for v in atdr_workflow.variants(config, "label_noise")],
-        quality=[f"{ANALYSIS}/label_noise/{v}/label_quality.csv" for v in atdr_workflow.variants(config, "label_noise")],
+        datafiles=variant_files("label_noise", "train.json"),
+        weights=variant_files("label_noise", "train_weight.csv"),
+        counts=variant_files("label_noise", "noise.json"),
+        quality=variant_files("label_noise", "label_quality.csv"),
     params:
-        rates=lambda w: " ".join(map(str, ANALYSES["label_noise"]["rates"])),
-        seed=lambda w: ANALYSES["label_noise"]["seed"],
-        out=lambda w: atdr_workflow.analysis_dir(w.dataset, "label_noise"),
+        rates=" ".join(map(str, ANALYSES.get("label_noise", {}).get("rates", []))),
+        seed=ANALYSES.get("label_noise", {}).get("seed"),
+        out=analysis_folder("label_noise"),
     conda:
         "../../envs/atdr.yaml"
     log:
@@ -99,8 +99,8 @@ rule probe:
         f"{ANALYSIS}/robustness/{{model}}/seed{{seed}}/probe.csv",
     params:
         run=run_path,
-        perturbations=lambda w: atdr_workflow.probe_args(config),
-        seed=lambda w: ANALYSES["robustness"]["seed"],
+        perturbations=atdr_workflow.probe_args(config),
+        seed=ANALYSES.get("robustness", {}).get("seed"),
         workers=lambda w, threads: max(threads - 1, 0),
     threads: 2
     resources:
@@ -118,7 +118,7 @@ rule probe:
 
 rule data_efficiency:
     input:
-        lambda w: atdr_workflow.run_outputs(atdr_workflow.analysis_runs(config, w.dataset, "data_efficiency")),
+        analysis_runs("data_efficiency"),
     output:
         table=report(f"{ANALYSIS}/data_efficiency/data_efficiency.csv", caption="../report/data_efficiency_table.rst",
                      category="Analyses", subcategory="Data efficiency"),
@@ -126,8 +126,8 @@ rule data_efficiency:
         figure=report(f"{ANALYSIS}/data_efficiency/data_efficiency.png", caption="../report/data_efficiency.rst",
                       category="Analyses", subcategory="Data efficiency"),
     params:
-        runs=lambda w: " ".join(atdr_workflow.analysis_runs(config, w.dataset, "data_efficiency")),
-        out=lambda w: atdr_workflow.analysis_dir(w.dataset, "data_efficiency"),
+        runs=analysis_run_dirs("data_efficiency"),
+        out=analysis_folder("data_efficiency"),
         bootstrap=config["bootstrap"],
     conda:
         "../../envs/atdr.yaml"
@@ -139,7 +139,7 @@ rule data_efficiency:
 
 rule label_noise_effect:
     input:
-        lambda w: atdr_workflow.run_outputs(atdr_workflow.analysis_runs(config, w.dataset, "label_noise")),
+        analysis_runs("label_noise"),
     output:
         table=report(f"{ANALYSIS}/label_noise/label_noise.csv", caption="../report/label_noise_table.rst",
                      category="Analyses", subcategory="Label quality"),
@@ -147,8 +147,8 @@ rule label_noise_effect:
         figure=report(f"{ANALYSIS}/label_noise/mAP_vs_label_noise.png", caption="../report/label_noise.rst",
                       category="Analyses", subcategory="Label quality"),
     params:
-        runs=lambda w: " ".join(atdr_workflow.analysis_runs(config, w.dataset, "label_noise")),
-        out=lambda w: atdr_workflow.analysis_dir(w.dataset, "label_noise"),
+        runs=analysis_run_dirs("label_noise"),
+        out=analysis_folder("label_noise"),
         bootstrap=config["bootstrap"],
     conda:
         "../../envs/atdr.yaml"
@@ -160,7 +160,7 @@ rule label_noise_effect:
 
 rule label_quality:
     input:
-        runs=lambda w: atdr_workflow.run_outputs(atdr_workflow.analysis_runs(config, w.dataset, "label_quality")),
+        runs=analysis_runs("label_quality"),
         quality=[ANALYSES["label_quality"]["file"]] if "label_quality" in ANALYSES else [],
     output:
         table=report(f"{ANALYSIS}/label_quality/label_quality.csv", caption="../report/label_quality_table.rst",
@@ -170,9 +170,9 @@ rule label_quality:
         figure=report(f"{ANALYSIS}/label_quality/per_class_ap_vs_label_quality.png",
                       caption="../report/label_quality.rst", category="Analyses", subcategory="Label quality"),
     params:
-        runs=lambda w: " ".join(atdr_workflow.analysis_runs(config, w.dataset, "label_quality")),
+        runs=analysis_run_dirs("label_quality"),
         quality=lambda w, input: f"--quality {shlex.quote(input.quality[0])}" if input.quality else "",
-        out=lambda w: atdr_workflow.analysis_dir(w.dataset, "label_quality"),
+        out=analysis_folder("label_quality"),
     conda:
         "../../envs/atdr.yaml"
     log:
@@ -183,8 +183,7 @@ rule label_quality:
 
 rule robustness:
     input:
-        lambda w: [f"{RESULTS}/{w.dataset}/analysis/robustness/{m}/seed{s}/probe.csv"
-                   for m in atdr_workflow.analysis_models(config, "robustness") for s in SEEDS],
+        probes,
     output:
         table=report(f"{ANALYSIS}/robustness/robustness.csv", caption="../report/robustness_table.rst",
                      category="Analyses", subcategory="Robustness"),
@@ -192,7 +191,7 @@ rule robustness:
         figure=report(f"{ANALYSIS}/robustness/robustness.png", caption="../report/robustness.rst",
                       category="Analyses", subcategory="Robustness"),
     params:
-        out=lambda w: atdr_workflow.analysis_dir(w.dataset, "robustness"),
+        out=analysis_folder("robustness"),
     conda:
         "../../envs/atdr.yaml"
     log:
@@ -213,9 +212,9 @@ rule cost:
         figure=report(f"{ANALYSIS}/cost/mAP_vs_cost.png", caption="../report/cost.rst", category="Analyses",
                       subcategory="Cost"),
     params:
-        runs=lambda w: " ".join(atdr_workflow.analysis_runs(config, w.dataset, "cost")),
-        clips=lambda w: ANALYSES["cost"]["inference_clips"],
-        out=lambda w: atdr_workflow.analysis_dir(w.dataset, "cost"),
+        runs=analysis_run_dirs("cost"),
+        clips=ANALYSES.get("cost", {}).get("inference_clips"),
+        out=analysis_folder("cost"),
     resources:
         gpu=min(config["gpus_per_run"], 1),
     conda:

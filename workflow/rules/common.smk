@@ -138,6 +138,33 @@ def variant_train_inputs(w):
     return inputs
 
 
+def analysis_runs(analysis):
+    """Input function: the finished runs an analysis compares on the wildcard's dataset (their files)."""
+    return lambda w: atdr_workflow.run_outputs(atdr_workflow.analysis_runs(config, w.dataset, analysis))
+
+
+def analysis_run_dirs(analysis):
+    """Param function: those runs' folders, as one argument string."""
+    return lambda w: " ".join(atdr_workflow.analysis_runs(config, w.dataset, analysis))
+
+
+def analysis_folder(analysis):
+    """Param function: the analysis' folder on the wildcard's dataset."""
+    return lambda w: atdr_workflow.analysis_dir(w.dataset, analysis)
+
+
+def variant_files(analysis, *names):
+    """The files of each training-set variant of a retraining analysis (`atdr subset`, `atdr label-noise`)."""
+    folder = f"{RESULTS}/{{dataset}}/analysis/{analysis}"
+    return [f"{folder}/{v}/{name}" for v in atdr_workflow.variants(config, analysis) for name in names]
+
+
+def probes(w):
+    """The probe results of every probed run on the wildcard's dataset."""
+    return [f"{atdr_workflow.analysis_dir(w.dataset, 'robustness')}/{m}/seed{s}/probe.csv"
+            for m in atdr_workflow.analysis_models(config, "robustness") for s in SEEDS]
+
+
 def ensemble_members(w):
     return [atdr_workflow.run_dir(w.dataset, m, w.seed) for m in config["ensembles"][w.ensemble]]
 
