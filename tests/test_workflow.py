@@ -76,7 +76,8 @@ def test_default_workflow_produces_the_comparison(finished):
 
 @pytest.mark.slow
 def test_default_workflow_produces_every_analysis(finished):
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["analyses"]
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    analyses = config["analyses"]
     analysis = finished / "results" / "synth" / "analysis"
     for name in ANALYSIS_FILES:
         assert (analysis / name).stat().st_size > 500, name
@@ -87,31 +88,40 @@ def test_default_workflow_produces_every_analysis(finished):
     def summary(run):
         return json.loads((run / "summary.json").read_text())
 
-    # Data efficiency: the same nested subsets for every model; the whole set is the ordinary run.
+    def data_config(run):
+        return yaml.safe_load((run / "config.yaml").read_text())["data"]
+
+    # Data efficiency: every model trains on the same subset of each size, read from the whole
+    # split's store; the whole set is the ordinary run.
     efficiency = pd.read_csv(analysis / "data_efficiency" / "data_efficiency.csv")
-    models = config["data_efficiency"]["models"]
+    models, fractions = analyses["data_efficiency"]["models"], analyses["data_efficiency"]["fractions"]
     assert sorted(efficiency.model.unique()) == sorted(models)
-    assert sorted(p.name for p in (analysis / "data_efficiency").iterdir() if p.is_dir()) == ["0.25", "0.5"]
-    for fraction in ("0.25", "0.5"):
-        trains = {yaml.safe_load((analysis / "data_efficiency" / fraction / m / "seed0" / "config.yaml").read_text())
-                  ["data"]["train"] for m in models}
-        assert trains == {f"results/synth/analysis/data_efficiency/{fraction}/train.json"}
+    for fraction in map(str, fractions):
+        subset = f"results/synth/analysis/data_efficiency/{fraction}/train.json"
+        variant_runs = [analysis / "data_efficiency" / fraction / m / "seed0" for m in models]
+        assert [data_config(r)["train"] for r in variant_runs] == [subset] * len(models)
+        assert {data_config(r)["train_store"] for r in variant_runs} == {"results/synth/data/train.pack"}
+        assert len({summary(r)["clips"]["train"] for r in variant_runs}) == 1
     whole = summary(runs / models[0] / "seed0")["clips"]["train"]
     clips = efficiency[efficiency.model == models[0]].train_clips.tolist()
-    assert clips == sorted(clips) and clips[-1] == whole and clips[0] == pytest.approx(0.25 * whole, abs=0.05 * whole)
-    # Label quality: rates 0 (the ordinary runs), 0.2 and 0.4, counted; a correlation per model and rate.
+    assert clips == sorted(clips) and clips[-1] == whole
+    assert clips[:-1] == pytest.approx([f * whole for f in fractions], abs=0.05 * whole)
+    # Label quality: rate 0 (the ordinary runs) and the injected rates, counted; a correlation per model and rate.
+    rates = analyses["label_noise"]["rates"]
     noise = pd.read_csv(analysis / "label_noise" / "label_noise.csv")
-    assert sorted(noise.rate.unique()) == [0.0, 0.2, 0.4] and (noise[noise.rate > 0].dropped > 0).all()
-    assert len(pd.read_csv(analysis / "label_quality" / "label_quality.csv")) == 2 * len(config["label_noise"]["models"])
+    assert sorted(noise.rate.unique()) == [0.0, *rates] and (noise[noise.rate > 0].dropped > 0).all()
+    quality = pd.read_csv(analysis / "label_quality" / "label_quality.csv")
+    assert len(quality) == len(rates) * len(analyses["label_noise"]["models"])
     # Robustness: clean is each run's own evaluation, exactly.
     robust = pd.read_csv(analysis / "robustness" / "robustness.csv", keep_default_na=False)
-    for model in config["robustness"]["models"]:
+    for model in analyses["robustness"]["models"]:
         clean = robust[(robust.model == model) & (robust.perturbation == "clean")].score.item()
         assert clean == summary(runs / model / "seed0")["best"]["mAP"]
-    assert len(robust) == len(config["robustness"]["models"]) * 11
+    conditions = 1 + sum(map(len, analyses["robustness"]["perturbations"].values()))
+    assert len(robust) == len(analyses["robustness"]["models"]) * conditions
     # Cost: every model, speeds measured, the Pareto front marked.
     cost = pd.read_csv(analysis / "cost" / "cost.csv")
-    assert sorted(cost.model) == sorted(yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["models"])
+    assert sorted(cost.model) == sorted(config["models"])
     assert (cost.infer_clips_per_s > 0).all() and (cost.train_cost_h > 0).all() and cost.pareto.any()
 
 
@@ -176,6 +186,7 @@ def test_analyses_off_plan_none_of_their_jobs(tmp_path):
     jobs = planned(snakemake(tmp_path, "-n", config=off))
     assert not ANALYSIS_RULES & set(jobs) and jobs["train"] == len(config["models"])
     on = planned(snakemake(tmp_path, "-n"))  # the default: each variant trained once, no ordinary run twice
+    assert on["pack"] == jobs["pack"]  # the variants read the whole split's store
     analyses = config["analyses"]
     variants = len(analyses["data_efficiency"]["fractions"]) * len(analyses["data_efficiency"]["models"]) + \
         len(analyses["label_noise"]["rates"]) * len(analyses["label_noise"]["models"])
@@ -183,9 +194,14 @@ def test_analyses_off_plan_none_of_their_jobs(tmp_path):
                                                                 len(analyses["robustness"]["models"]))
     assert {rule: on[rule] for rule in ANALYSIS_RULES - {"analysis_train", "analysis_run_config", "probe"}} == dict.fromkeys(
         ANALYSIS_RULES - {"analysis_train", "analysis_run_config", "probe"}, 1)
-    only = tmp_path / "only_robustness.yaml"
-    only.write_text(yaml.safe_dump({**config, "analyses": {"robustness": analyses["robustness"]}}))
-    assert ANALYSIS_RULES & set(planned(snakemake(tmp_path, "-n", config=only))) == {"probe", "robustness"}
+    quality = tmp_path / "qa_true_counts.csv"  # a label-quality file alone: per-class AP of the ordinary runs
+    quality.write_text("label_id,num_rated,num_true\n0,10,7\n")
+    only = tmp_path / "only.yaml"
+    only.write_text(yaml.safe_dump({**config, "analyses": {"robustness": analyses["robustness"],
+                                                           "label_quality": {"file": str(quality)}}}))
+    jobs = planned(snakemake(tmp_path, "-n", config=only))
+    assert ANALYSIS_RULES & set(jobs) == {"probe", "robustness", "label_quality"}
+    assert jobs["train"] == len(config["models"]) and "analysis_train" not in jobs
 
 
 def test_lint_has_no_findings(tmp_path):
