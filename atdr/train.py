@@ -44,9 +44,8 @@ from atdr.config import RunConfig, results_relevant
 from atdr.data.datafile import Clip, read_datafile
 from atdr.data.features import FrontEnd, get_frontend
 from atdr.data.labels import LabelSet
-from atdr.data.loaders import Loaders, PackedLoaders, ReferenceLoaders, ensure_packed
+from atdr.data.loaders import Loaders, ensure_packed, run_loaders
 from atdr.data.notes import ConversionNotes
-from atdr.data.pipeline import BatchPipeline
 from atdr.data.sampler import EpochSampler
 from atdr.data.stats import NormStats
 from atdr.data.weights import read_weights
@@ -187,26 +186,25 @@ def _run_data(cfg: RunConfig, world: World, device: torch.device, notes: Convers
     t, d = cfg.train, cfg.data
     labels, frontend, norm = LabelSet.read(d.labels), get_frontend(d.frontend), _norm(cfg)
     datafiles = {name: path for name, path in (("train", d.train), ("valid", d.valid), ("eval", d.eval)) if path}
+    stores = {"train": d.train_store} if d.train_store else {}  # the others: each datafile's own
     if d.loader == "packed":
         if world.is_main:
-            for path in datafiles.values():
-                ensure_packed(path)
+            for name, file in datafiles.items():
+                if name not in stores:
+                    ensure_packed(file)
         world.barrier()
-        path: Loaders = PackedLoaders(labels, BatchPipeline(frontend, d.target_length, norm, cfg.augment),
-                                      t.skip_unreadable)
-    else:
-        path = ReferenceLoaders(labels, frontend, d.target_length, norm, cfg.augment, t.skip_unreadable)
+    loaders = run_loaders(cfg, labels, frontend, norm)
     clips = {name: read_datafile(file, labels, check_files=d.loader == "reference") for name, file in datafiles.items()}
     weights = read_weights(d.weights, len(clips["train"])) if d.weights else None
     sampler = EpochSampler(len(clips["train"]), weights, t.seed, world.rank, world.size)
 
     def loader(name: str, batch_size: int, sampler: EpochSampler | None = None) -> DataLoader:
-        return path.loader(datafiles[name], clips[name], batch_size, sampler, num_workers=t.num_workers,
-                           pin_memory=device.type == "cuda", worker_init_fn=partial(_init_worker, notes),
-                           generator=torch.Generator().manual_seed(t.seed))
+        return loaders.loader(datafiles[name], clips[name], batch_size, sampler, stores.get(name),
+                           num_workers=t.num_workers, pin_memory=device.type == "cuda",
+                           worker_init_fn=partial(_init_worker, notes), generator=torch.Generator().manual_seed(t.seed))
 
     scored = {name: c for name, c in clips.items() if name != "train"}
-    return RunData(path, labels, frontend, norm, clips["train"], sampler, loader("train", t.batch_size // world.size, sampler),
+    return RunData(loaders, labels, frontend, norm, clips["train"], sampler, loader("train", t.batch_size // world.size, sampler),
                    scored, {name: loader(name, t.eval_batch_size or 2 * t.batch_size) for name in scored})
 
 
