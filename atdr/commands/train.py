@@ -5,13 +5,25 @@ weights, front-end, norm stats), augment (mixup, freqm, timem, noise), optim (lr
 milestones) and train (epochs, batch size, seed, workers). Override any key with
 --set section.key=value. The resolved config is saved as OUT/config.yaml.
 
-Interrupting is safe: SIGTERM (SLURM pre-emption) or Ctrl-C saves OUT/checkpoints/last.pt and
-exits with code 75 (SIGTERM) or 130 (Ctrl-C); running the same command again resumes exactly.
-Running it on a finished run only rewrites the final outputs.
+Interrupting is safe: SIGTERM (pre-emption) or Ctrl-C saves OUT/checkpoints/last.pt and exits
+with code 75 (SIGTERM) or 130 (Ctrl-C); running the same command again resumes exactly. Running
+it on a finished run only rewrites the final outputs. Exit code 2: a mistake in the config or
+the data; 74: a transient fault (an I/O error, a dead data-loader worker, a CUDA or NCCL error).
+
+--restarts N runs the trainer as a child process and starts it again, resuming, after a
+transient fault, after it alone was sent SIGTERM or after it was killed (the OOM killer), at most
+N times; never after a mistake in the config or the data. The workflow uses it.
+
+SLURM: inside a SLURM job, a trainer stopped by SIGTERM while its job goes on running (a
+pre-emption notice, `scancel --signal=TERM`, `sbatch --signal=TERM@120`) or at its time limit
+requeues its job with `scontrol requeue`, so SLURM starts it again and it resumes: any number of
+times, with the job's log appended to. A cancelled job is not requeued.
 
 GPUs: --gpus N claims N free GPUs (lock files, so concurrent jobs never share one; SLURM's or
-your CUDA_VISIBLE_DEVICES is respected) and, for N > 1, trains data-parallel through torchrun.
-Without CUDA it trains on the CPU. Equivalent by hand:
+your CUDA_VISIBLE_DEVICES is respected) and, for N > 1, trains data-parallel: through torchrun on
+this machine, or inside a SLURM job as N `srun` tasks over the job's nodes (one run across
+several nodes; without CUDA they train on the CPU over gloo). Without CUDA and outside SLURM it
+trains in one process on the CPU. By hand:
   torchrun --standalone --nproc_per_node N -m atdr train --config run.yaml --out DIR
 
 Example:
@@ -20,8 +32,14 @@ Example:
 
 import argparse
 import logging
+import os
+import socket
+import sys
 
 log = logging.getLogger(__name__)
+
+# Set for the trainer process(es) started by this command: train here, launch nothing.
+WORKER = "ATDR_TRAIN_WORKER"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,29 +48,66 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. optim.lr=1e-4 or model.params.dropout=0.1 (repeatable)")
     p.add_argument("--gpus", type=int, default=1, metavar="N",
-                   help="GPUs for this run; N > 1 launches N processes with torchrun (default: %(default)s)")
+                   help="GPUs for this run; N > 1 trains with N processes (DDP) (default: %(default)s)")
+    p.add_argument("--restarts", type=int, default=0, metavar="N",
+                   help="start the trainer again after pre-emption or a transient fault, at most N times "
+                        "(default: %(default)s: train in this process)")
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
-    import sys
-
+    from atdr import slurm
     from atdr.config import load_config
     from atdr.gpus import claim_gpus, device_count
+
+    cfg = load_config(args.config, args.set)  # fail on a bad config before claiming or starting anything
+    if "WORLD_SIZE" in os.environ or os.environ.get(WORKER):
+        return _train_here(cfg, args.out)
+    cuda = device_count() > 0
+    if cuda:
+        claim_gpus(args.gpus)
+    job = slurm.job_id()
+    where = f"SLURM job {job}, restart {slurm.job_fields(job).get('Restarts', '?')}" if job else "not in a SLURM job"
+    log.info("atdr train %s: %s, pid %d, %s, CUDA_VISIBLE_DEVICES=%s", args.out, socket.gethostname(), os.getpid(),
+             where, os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)"))
+    module_args = ["train", "--config", args.config, "--out", args.out, "--gpus", "1",
+                   *[f"--set={item}" for item in args.set]]
+    env = {**os.environ, WORKER: "1"}
+    if job and args.gpus > 1:  # the GPUs SLURM allocated, on one node or several
+        argv, env = slurm.ddp_over_allocation(args.gpus, module_args)
+        env[WORKER] = "1"
+    elif cuda and args.gpus > 1:
+        argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.gpus}",
+                "-m", "atdr", *module_args]
+    elif args.restarts:
+        argv = [sys.executable, "-m", "atdr", *module_args]
+    else:
+        return _train_here(cfg, args.out)
+    if args.restarts:
+        from atdr.supervise import supervise
+
+        return supervise(argv, env, args.restarts, in_slurm=job is not None)
+    os.execvpe(argv[0], argv, env)  # the GPU locks stay held across exec
+
+
+def _train_here(cfg, out: str) -> int:
+    """Train in this process; the exit code says how it ended (see the module's doc)."""
+    from atdr import slurm
+    from atdr.errors import EXIT_PREEMPTED, EXIT_TRANSIENT
+    from atdr.supervise import is_transient
     from atdr.train import Stopped, train
 
-    cfg = load_config(args.config, args.set)  # fail on a bad config before claiming anything
-    if "WORLD_SIZE" not in os.environ and device_count() > 0:
-        claim_gpus(args.gpus)
-        if args.gpus > 1:
-            argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.gpus}",
-                    "-m", "atdr", "train",
-                    "--config", args.config, "--out", args.out, "--gpus", "1"]
-            argv += [f"--set={item}" for item in args.set]
-            os.execv(argv[0], argv)  # the GPU locks stay held across exec
+    os.environ.update(slurm.rank_environment())
     try:
-        train(cfg, args.out)
+        train(cfg, out)
     except Stopped as e:
         log.warning("%s", e)
+        job = slurm.job_id()
+        if e.code == EXIT_PREEMPTED and job and os.environ.get("RANK", "0") == "0":
+            slurm.requeue_after_stop(job)
         return e.code
+    except Exception as e:
+        if not is_transient(e):
+            raise
+        log.error("transient fault: %s: %s", type(e).__name__, e)
+        return EXIT_TRANSIENT
     return 0

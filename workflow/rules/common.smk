@@ -1,9 +1,11 @@
 # Config validation and the helpers every stage uses. Run configs are built by atdr.workflow.
 from pathlib import Path
 
+import atdr.slurm as atdr_slurm
 import atdr.workflow as atdr_workflow
 from atdr.errors import AtdrError
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 
@@ -15,10 +17,11 @@ shell.prefix(
 if not config:
     raise WorkflowError("no config: run from the repository root (the default profile loads config/config.yaml) or pass --configfile")
 validate(config, "../schemas/config.schema.yaml")
-try:
-    atdr_workflow.check(config)
-except AtdrError as e:
-    raise WorkflowError(f"config: {e}")
+if not workflow.remote_exec:  # checked once, by the main process: a cluster job's Snakemake starts faster
+    try:
+        atdr_workflow.check(config)
+    except AtdrError as e:
+        raise WorkflowError(f"config: {e}")
 
 DATASETS = list(config["datasets"])
 MODELS = list(config["models"])
@@ -99,3 +102,11 @@ def final_targets():
     figures = [f"{RESULTS}/comparison/{name}.png" for name in ("mAP_by_model", "per_class_ap", "training_curves", "mAP_vs_params")]
     checkpoints = [f"{run}/checkpoints/best.pt" for run in run_dirs()]
     return tables + figures + [f"{RESULTS}/comparison/mAP_by_model.pdf"] + checkpoints
+
+
+onstart:
+    # SLURM accepts a job that asks for more than any node offers, which then pends forever: say so now.
+    if workflow.executor_plugin.name == "slurm":
+        jobs = [(job.rule.name, job.resources, job.threads) for job in workflow.dag.needrun_jobs() if not job.is_local]
+        for message in atdr_slurm.check_requests(jobs):
+            logger.warning(f"SLURM: {message}")
