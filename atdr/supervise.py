@@ -64,8 +64,16 @@ class _Signals:
 
     def _handle(self, signum: int, frame: object) -> None:
         self.received = signum
-        if self.forward and self.child is not None and self.child.poll() is None:
-            os.killpg(self.child.pid, signum)
+        self._pass_on()
+
+    def watch(self, child: subprocess.Popen | None) -> None:
+        """Pass signals on to `child` from now on (and one received while it was starting)."""
+        self.child = child
+        self._pass_on()
+
+    def _pass_on(self) -> None:
+        if self.forward and self.received is not None and self.child is not None and self.child.poll() is None:
+            os.killpg(self.child.pid, self.received)
 
     def __exit__(self, *exc: object) -> None:
         for s, handler in self._previous.items():
@@ -78,11 +86,9 @@ def supervise(argv: list[str], env: Mapping[str, str], restarts: int, *, in_slur
         attempt = 0
         while True:
             child = subprocess.Popen(argv, env=dict(env), start_new_session=True)
-            signals.child = child
-            if signals.received is not None:  # signalled while starting it
-                signals._handle(signals.received, None)
+            signals.watch(child)
             code = child.wait()
-            signals.child = None
+            signals.watch(None)
             if signals.received is not None:  # the job as a whole is being stopped
                 if code < 0:
                     code = EXIT_PREEMPTED if signals.received == signal.SIGTERM else EXIT_INTERRUPTED

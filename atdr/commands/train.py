@@ -16,8 +16,8 @@ N times; never after a mistake in the config or the data. The workflow uses it.
 
 SLURM: inside a SLURM job, a trainer stopped by SIGTERM while its job goes on running (a
 pre-emption notice, `scancel --signal=TERM`, `sbatch --signal=TERM@120`) or at its time limit
-requeues its job with `scontrol requeue`, so SLURM starts it again and it resumes: any number of
-times, with the job's log appended to. A cancelled job is not requeued.
+requeues its job with `scontrol requeue`, so SLURM starts it again and it resumes, any number of
+times. A cancelled job is not requeued.
 
 GPUs: --gpus N claims N free GPUs (lock files, so concurrent jobs never share one; SLURM's or
 your CUDA_VISIBLE_DEVICES is respected) and, for N > 1, trains data-parallel: through torchrun on
@@ -30,11 +30,21 @@ Example:
   atdr train --config run.yaml --out results/runs/tal-seed0 --set train.epochs=5
 """
 
+from __future__ import annotations
+
 import argparse
 import logging
 import os
 import socket
 import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from atdr.errors import AtdrError
+
+if TYPE_CHECKING:
+    from atdr.config import RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +65,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from atdr import slurm
     from atdr.config import load_config
-    from atdr.gpus import claim_gpus, device_count
 
     cfg = load_config(args.config, args.set)  # fail on a bad config before claiming or starting anything
-    if "WORLD_SIZE" in os.environ or os.environ.get(WORKER):
-        return _train_here(cfg, args.out)
+    with _run_log(args.out):
+        if "WORLD_SIZE" in os.environ or os.environ.get(WORKER):
+            return _train_here(cfg, args.out)
+        return _launch(args, cfg)
+
+
+@contextmanager
+def _run_log(out: str):
+    """Also log to OUT/train.log, appending: it keeps every attempt of the run (a workflow's own
+    log file is replaced each time Snakemake runs the job)."""
+    folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        raise AtdrError(f"--out {out} is a file, not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(folder / "train.log", mode="a")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def _launch(args: argparse.Namespace, cfg: RunConfig) -> int:
+    """Claim the GPUs and start the trainer(s): here, exec'd, or supervised (--restarts)."""
+    from atdr import slurm
+    from atdr.gpus import claim_gpus, device_count
+
     cuda = device_count() > 0
     if cuda:
         claim_gpus(args.gpus)
@@ -69,27 +105,37 @@ def run(args: argparse.Namespace) -> int:
     where = f"SLURM job {job}, restart {slurm.job_fields(job).get('Restarts', '?')}" if job else "not in a SLURM job"
     log.info("atdr train %s: %s, pid %d, %s, CUDA_VISIBLE_DEVICES=%s", args.out, socket.gethostname(), os.getpid(),
              where, os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)"))
-    module_args = ["train", "--config", args.config, "--out", args.out, "--gpus", "1",
-                   *[f"--set={item}" for item in args.set]]
-    env = {**os.environ, WORKER: "1"}
-    if job and args.gpus > 1:  # the GPUs SLURM allocated, on one node or several
-        argv, env = slurm.ddp_over_allocation(args.gpus, module_args)
-        env[WORKER] = "1"
-    elif cuda and args.gpus > 1:
-        argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.gpus}",
-                "-m", "atdr", *module_args]
-    elif args.restarts:
-        argv = [sys.executable, "-m", "atdr", *module_args]
-    else:
+    trainers = _trainers(args, cuda, job)
+    if trainers is None:
         return _train_here(cfg, args.out)
+    argv, env = trainers
     if args.restarts:
         from atdr.supervise import supervise
 
         return supervise(argv, env, args.restarts, in_slurm=job is not None)
     os.execvpe(argv[0], argv, env)  # the GPU locks stay held across exec
+    raise AssertionError("not reached")
 
 
-def _train_here(cfg, out: str) -> int:
+def _trainers(args: argparse.Namespace, cuda: bool, job: str | None) -> tuple[list[str], dict[str, str]] | None:
+    """The command (and environment) that starts the run's trainer process(es); None: train here."""
+    from atdr import slurm
+
+    module_args = ["train", "--config", args.config, "--out", args.out, "--gpus", "1",
+                   *[f"--set={item}" for item in args.set]]
+    if job and args.gpus > 1:  # the GPUs SLURM allocated, on one node or several
+        argv, env = slurm.ddp_over_allocation(args.gpus, module_args)
+    elif cuda and args.gpus > 1:
+        argv, env = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.gpus}",
+                     "-m", "atdr", *module_args], dict(os.environ)
+    elif args.restarts:
+        argv, env = [sys.executable, "-m", "atdr", *module_args], dict(os.environ)
+    else:
+        return None
+    return argv, {**env, WORKER: "1"}
+
+
+def _train_here(cfg: RunConfig, out: str) -> int:
     """Train in this process; the exit code says how it ended (see the module's doc)."""
     from atdr import slurm
     from atdr.errors import EXIT_PREEMPTED, EXIT_TRANSIENT

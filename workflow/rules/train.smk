@@ -42,7 +42,8 @@ rule train:
         f"{RESULTS}/benchmarks/{{dataset}}/{{model}}/seed{{seed}}/train.tsv"
     # exec: the trainer replaces the shell, so that a signal meant for it (pre-emption) does not end
     # the job first. `atdr train --restarts` starts the trainer again after a pre-emption or a transient
-    # fault, never after a deterministic failure; every attempt appends to the log.
+    # fault, never after a deterministic failure. Every attempt, also across SLURM requeues (which
+    # replace this log), is appended to the run folder's train.log.
     shell:
         "exec python -m atdr train --config {input.config} --out {params.out} --gpus {params.gpus} --restarts 3"
-        " --set train.num_workers={params.workers} 2>> {log}"
+        " --set train.num_workers={params.workers} 2> {log}"
