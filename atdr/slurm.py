@@ -2,8 +2,8 @@
 launching one training run over the nodes of an allocation (one `srun` task per DDP process), and
 the sizes of the nodes (`sinfo`), to warn about jobs that would never start.
 
-Only SLURM's own commands are used (`scontrol`, `srun`, `sinfo`), read from the environment that
-Slurm gives a job; nothing here runs outside a cluster unless asked to.
+It runs SLURM's own commands (`scontrol`, `srun`, `sinfo`) and reads the environment SLURM gives a
+job; outside SLURM nothing here is called.
 """
 
 from __future__ import annotations
@@ -60,11 +60,12 @@ def requeue_after_stop(job: str) -> bool:
     if state != "RUNNING" and reason != "TimeLimit":
         log.warning("SLURM job %s is %s (reason %s): not requeued", job, state, reason)
         return False
+    # said first: once requeued, SLURM ends the job's processes at once
+    log.warning("requeueing SLURM job %s: it starts again and resumes from the saved state", job)
     result = _command("scontrol", "requeue", job)
     if result.returncode != 0:
         log.warning("could not requeue SLURM job %s: %s", job, (result.stderr or result.stdout).strip())
         return False
-    log.warning("requeued SLURM job %s: it starts again and resumes from the saved state", job)
     return True
 
 
@@ -140,7 +141,7 @@ class Request:
 
     def describe(self) -> str:
         parts = [f"{self.cpus} CPUs", f"{self.mem_mb} MB"] + ([f"{self.gpus} GPUs"] if self.gpus else [])
-        per_node = " per node on " + f"{self.nodes} nodes" if self.nodes > 1 else ""
+        per_node = f" per node on {self.nodes} nodes" if self.nodes > 1 else ""
         runtime = f" for {self.runtime_min:g} min" if self.runtime_min else ""
         return ", ".join(parts) + per_node + runtime
 
