@@ -50,10 +50,10 @@ def requeue_after_stop(job: str) -> bool:
     """Requeue `job`, whose trainer has saved its state and stopped on SIGTERM, so that SLURM
     starts it again and it resumes; True if requeued.
 
-    Requeued when the job is still running (a pre-emption notice, `scancel --signal=TERM`, the
-    `--signal=TERM@120` warning before the time limit) or is ending at its time limit. Not when it
-    is ending for another reason: a cancelled job stays cancelled, and a job that SLURM requeues
-    or pre-empts itself is SLURM's to restart.
+    Requeued when the job is still running (pre-emption within its GraceTime, in REQUEUE or
+    CANCEL mode; `scancel --signal=TERM`; the `--signal=TERM@120` warning before the time limit)
+    or is ending at its time limit. Not when it is ending for another reason: a cancelled job
+    stays cancelled, and a job that SLURM requeues at once is SLURM's to restart.
     """
     fields = job_fields(job)
     state, reason = fields.get("JobState", "UNKNOWN"), fields.get("Reason", "None")

@@ -10,7 +10,6 @@ accounting; the local run `snakemake --cores all`. Both start from an empty fold
 from __future__ import annotations
 
 import argparse
-import re
 import shlex
 import subprocess
 import sys
@@ -24,10 +23,8 @@ import slurm_cluster  # noqa: E402
 
 
 def readme_command(partition: str) -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    for block in re.findall(r"```sh\n(.*?)```", text, re.S):
-        command = " ".join(block.replace("\\\n", " ").split())
-        if command.startswith("snakemake --workflow-profile workflow/profiles/slurm") and "--slurm-no-account" in command:
+    for command in slurm_cluster.readme_commands(ROOT / "README.md"):
+        if "--slurm-no-account" in command:
             return shlex.split(command.replace("YOUR_PARTITION", partition))
     raise SystemExit("README.md has no SLURM command for clusters without accounting")
 

@@ -36,13 +36,8 @@ STEPS_PER_EPOCH = 4  # 128 training clips, batch 32
 
 def readme_command(partition: str) -> list[str]:
     """The README's SLURM command for a cluster without accounting, with the test's partition."""
-    text = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```sh\n(.*?)```", text, re.S)
-    commands = [" ".join(block.replace("\\\n", " ").split()) for block in blocks]
-    ours = [c for c in commands if c.startswith("snakemake --workflow-profile workflow/profiles/slurm")
-            and "--slurm-no-account" in c]
-    assert len(ours) == 1, "the README should show one SLURM command for clusters without accounting"
-    assert "YOUR_PARTITION" in ours[0]
+    ours = [c for c in slurm_cluster.readme_commands(ROOT / "README.md") if "--slurm-no-account" in c]
+    assert len(ours) == 1 and "YOUR_PARTITION" in ours[0], "the README should show one command without accounting"
     return shlex.split(ours[0].replace("YOUR_PARTITION", partition))
 
 

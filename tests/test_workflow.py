@@ -201,10 +201,10 @@ def test_a_preempted_trainer_is_restarted_and_a_deterministic_failure_is_not(tmp
 def test_readme_slurm_commands_plan_the_default_workflow_and_the_paper(tmp_path, with_account):
     """The README's SLURM commands, as written: the default config, as the default profile; the
     paper's with --configfile at the end."""
-    text = (ROOT / "README.md").read_text()
-    commands = [" ".join(b.replace("\\\n", " ").split()) for b in re.findall(r"```sh\n(.*?)```", text, re.S)]
-    (command,) = [c for c in commands if c.startswith("snakemake --workflow-profile workflow/profiles/slurm")
-                  and ("--slurm-no-account" in c) != with_account]
+    sys.path.insert(0, str(ROOT / "tests" / "cluster"))
+    from slurm_cluster import readme_commands
+
+    (command,) = [c for c in readme_commands(ROOT / "README.md") if ("--slurm-no-account" in c) != with_account]
     args = shlex.split(command.replace("YOUR_PARTITION", "gpu").replace("YOUR_ACCOUNT", "atdr"))
     run = [sys.executable, "-m", *args, "-n", "--directory", str(tmp_path)]
     default = subprocess.run(run, capture_output=True, text=True, env=ENV, cwd=ROOT)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -188,6 +189,9 @@ def up() -> Cluster:
     if os.geteuid() != 0:
         raise Unavailable("the SLURM test cluster needs root (its daemons, fake GPU devices and /etc/slurm)")
     install()
+    stale = _find()
+    if stale is not None:  # left by a run that was killed: ours to stop
+        stale.stop()
     for path in (CONF, GRES_CONF):
         if path.exists() and not _ours(path):
             raise Unavailable(f"{path} exists and was not written by the test cluster: not overwriting a real SLURM setup")
@@ -198,6 +202,9 @@ def up() -> Cluster:
     cluster = Cluster(root)
     try:
         _start(cluster)
+    except (OSError, subprocess.SubprocessError) as e:  # the machine does not allow it (no mknod, ...)
+        cluster.stop()
+        raise Unavailable(f"the test cluster could not start: {e}") from e
     except BaseException:
         cluster.stop()
         raise
@@ -241,6 +248,18 @@ def _start(cluster: Cluster) -> None:
             return
         time.sleep(0.5)
     raise Unavailable(f"the node did not become idle (state {state!r}); see {root}/log")
+
+
+def readme_commands(readme: Path) -> list[str]:
+    """The SLURM commands the README shows (`snakemake --workflow-profile workflow/profiles/slurm ...`),
+    continuation lines joined: what the tests run, with their partition."""
+    commands = []
+    for block in re.findall(r"```sh\n(.*?)```", readme.read_text(), re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = " ".join(line.split())
+            if line.startswith("snakemake --workflow-profile workflow/profiles/slurm"):
+                commands.append(line)
+    return commands
 
 
 def _find() -> Cluster | None:
