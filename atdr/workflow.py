@@ -97,7 +97,7 @@ def run_config(config: dict, dataset: str, model: str, seed: int) -> dict:
     return canonical(doc)
 
 
-def processes_per_node(config: dict) -> int:
+def _processes_per_node(config: dict) -> int:
     """Training processes per node: one per GPU of the node (at least one)."""
     gpus, per_node = config["gpus_per_run"], config.get("gpus_per_node")
     return max(min(gpus, per_node) if per_node else gpus, 1)
@@ -116,7 +116,7 @@ def train_gpus(config: dict) -> dict[str, int | str]:
 def loader_workers(config: dict, threads: int) -> int:
     """Data-loader workers per training process: the job's CPUs per node shared by its processes,
     one CPU each left for the process itself."""
-    return max(threads // processes_per_node(config) - 1, 0)
+    return max(threads // _processes_per_node(config) - 1, 0)
 
 
 def write_run_config(path: str, doc: dict) -> None:

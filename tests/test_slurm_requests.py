@@ -2,6 +2,7 @@
 executor submits it, the warning for requests no node can meet, and the training jobs' GPUs."""
 
 import math
+import subprocess
 
 import pytest
 
@@ -60,3 +61,22 @@ def test_training_jobs_gpus_on_one_node_or_several():
     assert loader_workers({"gpus_per_run": 1}, 8) == 7
     assert loader_workers({"gpus_per_run": 8, "gpus_per_node": 4}, 32) == 7
     assert loader_workers({"gpus_per_run": 0}, 1) == 0
+
+
+@pytest.mark.parametrize("state, reason, requeued", [
+    ("RUNNING", "None", True),  # pre-emption within GraceTime, scancel --signal=TERM, --signal=TERM@120
+    ("COMPLETING", "TimeLimit", True),  # at the time limit
+    ("COMPLETING", "None", False),  # cancelled, or requeued by SLURM itself (as measured on the test cluster)
+    ("UNKNOWN", "None", False),  # scontrol did not answer
+])
+def test_a_stopped_job_is_requeued_only_while_it_runs_or_at_its_time_limit(monkeypatch, state, reason, requeued):
+    calls = []
+
+    def scontrol(*args, timeout=60):
+        calls.append(args)
+        out = f"JobId=7 JobName=x JobState={state} Reason={reason} Restarts=0" if args[1] == "show" else ""
+        return subprocess.CompletedProcess(args, 0, out, "")
+
+    monkeypatch.setattr(slurm, "_command", scontrol)
+    assert slurm.requeue_after_stop("7") is requeued
+    assert (("scontrol", "requeue", "7") in calls) is requeued
