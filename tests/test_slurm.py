@@ -103,7 +103,7 @@ def finished(cluster, tmp_path_factory):
 
 
 def test_readme_command_runs_the_workflow_to_the_comparison(cluster, finished):
-    workdir, output = finished
+    workdir, _ = finished
     table = pd.read_csv(workdir / "results" / "comparison" / "table.csv")
     assert set(table.model) == {"linear", "transformer", "pair"}
     assert (workdir / "results" / "comparison" / "mAP_by_model.png").stat().st_size > 1000
