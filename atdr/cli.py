@@ -19,8 +19,11 @@ from atdr.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, AtdrError
 # Subcommand name -> module in atdr.commands, in the order of the pipeline.
 COMMANDS = {
     "synth": "synth",
+    "download": "download",
     "link": "link",
+    "split": "split",
     "prep": "prep",
+    "pack": "pack",
     "weights": "weights",
     "norm-stats": "norm_stats",
     "models": "models",

@@ -35,6 +35,10 @@ class DataConfig(_Section):
     norm_stats: Path | None = Field(None, description="json from `atdr norm-stats` (or give mean and std)")
     mean: float | None = Field(None, description="normalisation mean, instead of norm_stats")
     std: float | None = Field(None, gt=0, description="normalisation std, instead of norm_stats")
+    loader: Literal["packed", "reference"] = Field(
+        "packed", description="packed: waveforms from packed stores (`atdr pack`, <datafile stem>.pack, packed on first "
+                              "use), features and augmentation per batch on the device; reference: per clip in the data "
+                              "workers, as the original loader")
     task: Literal["multilabel", "singlelabel"] = Field(
         "multilabel", description="multilabel (AudioSet: mAP) or singlelabel (ESC-50, Speech Commands: accuracy)")
 
@@ -76,6 +80,7 @@ class OptimConfig(_Section):
     milestones: list[int] = Field([10, 15, 20, 25], description="epochs after which the lr is multiplied by gamma")
     gamma: float = Field(0.5, gt=0, description="lr decay factor at each milestone")
     grad_clip: float | None = Field(None, gt=0, description="clip the gradient norm to this (None = off)")
+    fused: bool = Field(False, description="torch's fused Adam kernel (faster on GPU; same update up to rounding)")
 
 
 class TrainConfig(_Section):
@@ -83,6 +88,7 @@ class TrainConfig(_Section):
 
     epochs: int = Field(10, gt=0, description="training epochs")
     batch_size: int = Field(12, gt=0, description="clips per step (over all GPUs)")
+    eval_batch_size: int | None = Field(None, gt=0, description="clips per evaluation forward pass (None: 2 x batch_size)")
     seed: int = Field(0, description="seeds initialisation, sampling and augmentation")
     loss: Literal["auto", "bce", "ce"] = Field(
         "auto", description="auto: BCE (with logits for logit models) for multilabel, cross-entropy for singlelabel")
@@ -92,6 +98,8 @@ class TrainConfig(_Section):
     wa_start: int | None = Field(None, ge=1, description="first epoch of weight averaging (None = off)")
     wa_end: int | None = Field(None, ge=1, description="last epoch of weight averaging (None = last epoch)")
     num_workers: int = Field(2, ge=0, description="data loading processes")
+    compile: bool = Field(False, description="torch.compile the training forward pass (speed; not bit-identical on resume)")
+    channels_last: bool = Field(False, description="channels-last memory format for the CNNs (speed on GPU)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when available")
     log_every: int = Field(100, gt=0, description="log a line every this many steps when not on a terminal")
     skip_unreadable: bool = Field(True, description="skip (and log once) clips that cannot be read")
@@ -134,7 +142,7 @@ class RunConfig(_Section):
 
 
 # Keys that change how a run executes, not what it computes: they may differ on resume.
-RUNTIME_KEYS = {("train", "num_workers"), ("train", "device"), ("train", "log_every")}
+RUNTIME_KEYS = {("train", "num_workers"), ("train", "device"), ("train", "log_every"), ("train", "eval_batch_size")}
 
 
 def results_relevant(config: dict) -> dict:

@@ -46,7 +46,7 @@ def init_world(use_cuda: bool) -> World:
     """Join the process group when launched by torchrun (WORLD_SIZE > 1); gloo on CPU, nccl on GPU."""
     size = int(os.environ.get("WORLD_SIZE", "1"))
     if size == 1:
-        return World()
+        return World(device="cuda:0" if use_cuda else "cpu")  # the first visible GPU: the one claimed
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     world = World(int(os.environ["RANK"]), size, local_rank, f"cuda:{local_rank}" if use_cuda else "cpu")
     if use_cuda:

@@ -33,6 +33,14 @@ def score(predictions: np.ndarray, targets: np.ndarray, bootstrap: int, seed: in
     return result
 
 
+def describe(metrics: dict, task: str) -> str:
+    """One line of a report's metrics; accuracy only for single-label tasks (top-1 accuracy
+    means nothing where a clip has several labels)."""
+    ci = f" [{metrics['mAP_ci95'][0]:.4f}, {metrics['mAP_ci95'][1]:.4f}]" if "mAP_ci95" in metrics else ""
+    line = f"mAP {metrics['mAP']:.4f}{ci}, mAUC {metrics['mAUC']:.4f}, d' {metrics['d_prime']:.3f}"
+    return line + (f", acc {metrics['acc']:.4f}" if task == "singlelabel" else "")
+
+
 def per_class_table(predictions: np.ndarray, targets: np.ndarray, labels: LabelSet) -> pd.DataFrame:
     """One row per class: index, mid, display name, positives, AP, AUC (sorted by AP, best first)."""
     if predictions.shape[1] != len(labels):

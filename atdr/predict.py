@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader
 
+from atdr.data.dataset import reference_inputs
+from atdr.errors import AtdrError
+
 EPS = 1e-7
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Inputs = Callable[[Any, torch.device], tuple[torch.Tensor, torch.Tensor]]  # a batch's clips -> (x, y) on the device
 
 
 def make_loss(kind: str, output: str) -> LossFn:
@@ -40,23 +46,37 @@ def make_loss(kind: str, output: str) -> LossFn:
     raise ValueError(f"unknown loss {kind!r}")
 
 
+@dataclass(frozen=True)
+class Prediction:
+    """A model's output on a dataset: one row per clip that could be read."""
+
+    probs: np.ndarray  # [clips, classes]
+    targets: np.ndarray  # [clips, classes]
+    loss: float  # mean loss, NaN without a loss function
+    unreadable: list[int]  # dataset indices of the clips that could not be read (no row)
+
+
 @torch.no_grad()
-def predict(model: torch.nn.Module, loader: DataLoader, device: torch.device,
-            loss_fn: LossFn | None = None) -> tuple[np.ndarray, np.ndarray, float]:
-    """`(probabilities [clips, classes], targets [clips, classes], mean loss or NaN)`, computed in
+def predict(model: torch.nn.Module, loader: DataLoader, device: torch.device, loss_fn: LossFn | None = None,
+            inputs: Inputs = reference_inputs) -> Prediction:
+    """Probabilities of every clip `loader` (from `atdr.data.dataset.batch_loader`) yields, its
+    batches made into `(x, y)` on `device` by `inputs` (the data path's `eval_inputs`), computed in
     fp32 whatever precision the model was trained in: half-precision outputs would round
     probabilities into ties and change the AP ranking."""
     model.eval()
-    probs, targets, losses, sizes = [], [], [], []
+    probs, targets, unreadable, losses, sizes = [], [], [], [], []
     for batch in loader:
-        if batch is None:
+        unreadable += batch.unreadable
+        if batch.clips is None:
             continue
-        x, y = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
+        x, y = inputs(batch.clips, device)
         out = model(x).float()
         if loss_fn is not None:
             losses.append(loss_fn(out, y).item())
             sizes.append(len(x))
         probs.append(model.proba(out).cpu())
         targets.append(y.cpu())
+    if not probs:
+        raise AtdrError(f"none of the {len(unreadable)} clips could be read")
     loss = float(np.average(losses, weights=sizes)) if losses else float("nan")
-    return torch.cat(probs).numpy(), torch.cat(targets).numpy(), loss
+    return Prediction(torch.cat(probs).numpy(), torch.cat(targets).numpy(), loss, unreadable)

@@ -7,10 +7,20 @@ Inputs follow the workflow's layout, which names what they are:
 - an ensemble `results/DATASET/ensembles/NAME/seedN` (from `atdr ensemble RUN... --out DIR`):
   `metrics.json` and `per_class_ensemble.csv`.
 
-The table has one row per (dataset, model) over its seeds: metrics are means over seeds, the
-mAP 95% CI is the mean of the seeds' bootstrap bounds and `mAP_std` the std over seeds (ddof 1).
+The table has one row per (dataset, model) over its seeds, the models of a dataset by mAP, then
+its ensembles: metrics are means over seeds, the mAP 95% CI is the mean of the seeds' bootstrap
+bounds and `mAP_std` the std over seeds (ddof 1); `train_clips`, `valid_clips` and `eval_clips`
+are the clips a run actually used (those it could not read are listed in its summary.json).
 `train_hours` is the mean training time of one seed in device-hours: wall time times the number
 of GPUs for `device` "cuda" (GPU-hours), wall time on the CPU otherwise.
+
+Cross-validation: datasets named `<name>_fold<k>` (the workflow's `folds`) are the folds of one
+dataset `<name>`, reported as one row. Per seed, as the original's get_esc_result.py: where the
+best epoch was chosen on the evaluated fold itself, the epoch is chosen once for all folds, the
+one whose main metric averaged over the folds is best, and every metric is the mean over the
+folds at that epoch (a fold's own best epoch would be optimistic); where a validation split chose
+it, the mean of the folds' results. `fold_std` is the std over folds (ddof 1) of the main metric,
+`folds` their number, `train_hours` the time of all folds.
 """
 
 from __future__ import annotations
@@ -38,10 +48,11 @@ TOP_CLASSES = 10  # per-class figure: this many best and worst classes of the be
 
 # Columns of table.csv, in order.
 COLUMNS = [
-    "dataset", "model", "architecture", "frontend", "target_length", "params", "gflops", "seeds", "main_metric",
-    "selected_on", "mAP", "mAP_ci_low", "mAP_ci_high", "mAP_std", "mAUC", "d_prime", "acc", "ensemble_mAP", "wa_mAP",
-    "train_hours", "device",
+    "dataset", "model", "architecture", "frontend", "target_length", "params", "gflops", "seeds", "folds",
+    "main_metric", "selected_on", "train_clips", "valid_clips", "eval_clips", "mAP", "mAP_ci_low", "mAP_ci_high",
+    "mAP_std", "mAUC", "d_prime", "acc", "fold_std", "ensemble_mAP", "wa_mAP", "train_hours", "device",
 ]  # fmt: skip
+_CLIPS = ["train_clips", "valid_clips", "eval_clips"]
 # Equal over the seeds of a model (checked).
 _CONFIG = ["architecture", "frontend", "target_length", "model_params", "label_dim", "main_metric", "selected_on",
            "params"]
@@ -87,21 +98,32 @@ def _scores(metrics: dict, section: str, path: Path) -> dict:
             "acc": m["acc"]}
 
 
+def split_fold(dataset: str) -> tuple[str, int]:
+    """`esc50_fold3` -> ("esc50", 3); a dataset that is not a fold -> (dataset, 0)."""
+    from atdr.workflow import FOLD
+
+    match = FOLD.match(dataset)
+    return (match["base"], int(match["fold"])) if match else (dataset, 0)
+
+
 def read_run_seed(path: str | Path) -> dict:
     """One row of the per-seed frame for a run folder."""
     from atdr.run import read_run
 
     path = Path(path)
     dataset, model, seed = parse_run_path(path)
+    dataset, fold = split_fold(dataset)
     summary = _read_json(path / "summary.json", "is the run finished? (atdr train writes it at the end)")
     metrics = _read_json(path / "eval" / "metrics.json", f"run `atdr evaluate {path}` first")
     config = read_run(path).config
+    clips = summary.get("clips", {})
     return {
-        "dataset": dataset, "model": model, "seed": seed, "path": str(path),
+        "dataset": dataset, "model": model, "seed": seed, "fold": fold, "path": str(path),
         "architecture": config.model.name, "frontend": config.data.frontend,
         "target_length": config.data.target_length, "model_params": json.dumps(config.model.params, sort_keys=True),
         "label_dim": len(pd.read_csv(path / "eval" / "per_class_best.csv")), "main_metric": summary["main_metric"],
-        "selected_on": summary["selected_on"], "params": summary["params"], "device": summary["device"], "train_hours": summary["train_seconds"] * max(summary.get("gpus", 0), 1) / 3600,
+        "selected_on": summary["selected_on"], **{f"{k}_clips": clips.get(k, math.nan) for k in ("train", "valid", "eval")},
+        "params": summary["params"], "device": summary["device"], "train_hours": summary["train_seconds"] * max(summary.get("gpus", 0), 1) / 3600,
         **_scores(metrics, "best", path / "eval" / "metrics.json"),
         "ensemble_mAP": metrics.get("ensemble", {}).get("mAP", math.nan),
         "wa_mAP": metrics.get("wa", {}).get("mAP", math.nan),
@@ -113,8 +135,12 @@ def read_ensemble_seed(path: str | Path) -> dict:
     """One row of the per-seed frame for a cross-model ensemble folder."""
     path = Path(path)
     dataset, name, seed = parse_ensemble_path(path)
+    dataset, fold = split_fold(dataset)
     metrics = _read_json(path / "metrics.json", f"create it with `atdr ensemble RUN... --out {path}`")
-    return {"dataset": dataset, "model": name, "seed": seed, "path": str(path), "architecture": "ensemble",
+    targets = path / "targets.npy"
+    eval_clips = len(np.load(targets, mmap_mode="r")) if targets.is_file() else math.nan
+    return {"dataset": dataset, "model": name, "seed": seed, "fold": fold, "path": str(path), "architecture": "ensemble",
+            "eval_clips": eval_clips,
             **_scores(metrics, "ensemble", path / "metrics.json"), "per_class": str(path / "per_class_ensemble.csv")}
 
 
@@ -124,7 +150,7 @@ def read_seeds(runs: Iterable[str | Path], ensembles: Iterable[str | Path] = ())
     if not runs:
         raise AtdrError(f"no runs given: pass run folders {RUN_LAYOUT} with --runs")
     seeds = pd.DataFrame([read_run_seed(p) for p in runs] + [read_ensemble_seed(p) for p in ensembles])
-    twice = seeds[seeds.duplicated(["dataset", "model", "seed"])]
+    twice = seeds[seeds.duplicated(["dataset", "model", "seed", "fold"])]
     if len(twice):
         first = twice.iloc[0]
         raise AtdrError(f"{first.path}: {first.dataset}/{first.model} seed {first.seed} is given twice")
@@ -163,21 +189,58 @@ def _devices(values: pd.Series) -> str | float:
     return "/".join(sorted(values.dropna().unique())) or math.nan
 
 
+_FOLD_METRICS = ["mAP", "mAUC", "d_prime", "acc"]
+
+
+def _cross_validated(folds: pd.DataFrame, main: str) -> dict:
+    """The folds of one (dataset, model, seed) as one row (see the module docstring)."""
+    row = folds.iloc[0].to_dict()
+    if row["architecture"] != "ensemble" and row["selected_on"] == "eval":
+        curves = pd.concat(pd.read_csv(f).assign(fold=k) for f, k in zip(folds["curves"], folds["fold"]))
+        epochs = curves.pivot(index="epoch", columns="fold", values=main).dropna()  # epochs every fold ran
+        at = curves[curves["epoch"] == epochs.mean(axis=1).idxmax()]
+        values = {c: at[c].to_numpy() for c in _FOLD_METRICS}
+    else:
+        values = {c: folds[c].to_numpy() for c in _FOLD_METRICS}
+    row.update({c: float(np.mean(v)) for c, v in values.items()})
+    row.update(fold=0, folds=len(folds), fold_std=float(np.std(values[main], ddof=1)) if len(folds) > 1 else math.nan,
+               mAP_ci_low=math.nan, mAP_ci_high=math.nan, train_hours=folds["train_hours"].sum(min_count=1),
+               ensemble_mAP=folds["ensemble_mAP"].mean(), wa_mAP=folds["wa_mAP"].mean(),
+               device=_devices(folds["device"]), eval_clips=folds["eval_clips"].sum(min_count=1),
+               **{c: round(folds[c].mean()) if folds[c].notna().any() else math.nan
+                  for c in ("train_clips", "valid_clips")})
+    return row
+
+
+def aggregate_folds(seeds: pd.DataFrame) -> pd.DataFrame:
+    """The per-seed frame with the folds of each cross-validated (dataset, model, seed) as one row."""
+    seeds = seeds.assign(folds=1, fold_std=math.nan)
+    metric_of = seeds.dropna(subset="main_metric").groupby("dataset")["main_metric"].first()  # ensembles: their runs'
+    cv = [_cross_validated(group, metric_of.get(dataset, "mAP"))
+          for (dataset, _, _), group in seeds[seeds["fold"] > 0].groupby(["dataset", "model", "seed"])]
+    plain = seeds[seeds["fold"] == 0]
+    return pd.concat([plain, pd.DataFrame(cv)], ignore_index=True) if cv else plain
+
+
 def comparison_table(seeds: pd.DataFrame) -> pd.DataFrame:
     """One row per (dataset, model) with the COLUMNS, sorted by dataset, then mAP best first."""
     _check_seeds_agree(seeds)
+    seeds = aggregate_folds(seeds)
     table = (
         seeds.groupby(["dataset", "model"], sort=False)
-        .agg(**{c: (c, "first") for c in _CONFIG}, seeds=("seed", "size"), **{c: (c, "mean") for c in _MEANS},
-             mAP_std=("mAP", "std"), device=("device", _devices))
+        .agg(**{c: (c, "first") for c in _CONFIG + _CLIPS}, seeds=("seed", "size"), folds=("folds", "first"),
+             **{c: (c, "mean") for c in _MEANS}, mAP_std=("mAP", "std"), fold_std=("fold_std", "mean"),
+             device=("device", _devices))
         .reset_index()
     )
     # An ensemble is scored like the runs of its dataset.
     metric_of = table.dropna(subset="main_metric").groupby("dataset")["main_metric"].first()
     table["main_metric"] = table["main_metric"].fillna(table["dataset"].map(metric_of))
     table["gflops"] = table.apply(_gflops, axis=1)
-    table = table.astype({"target_length": "Int64", "params": "Int64"})
-    return table.sort_values(["dataset", "mAP"], ascending=[True, False], ignore_index=True)[COLUMNS]
+    table = table.astype({"target_length": "Int64", "params": "Int64", **{c: "Int64" for c in _CLIPS}})
+    ensemble = table["architecture"] == "ensemble"
+    return (table.assign(_ensemble=ensemble).sort_values(["dataset", "_ensemble", "mAP"], ascending=[True, True, False])
+            .reset_index(drop=True)[COLUMNS])
 
 
 # Writing the table
@@ -207,13 +270,16 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
         "params (M)": (table["params"] / 1e6).map(_fmt(_significant)),
         "GFLOPs": table["gflops"].map(_fmt(_significant)),
         "seeds": table["seeds"].astype(str),
+        "folds": table["folds"].map(lambda n: str(int(n)) if n > 1 else ""),
         "selected on": table["selected_on"].fillna(""),
+        **{f"{c.split('_')[0]} clips": table[c].map(_fmt(str)) for c in _CLIPS},
         "mAP": table["mAP"].map(three),
         "mAP 95% CI": ci,
         "mAP std": table["mAP_std"].map(_fmt(lambda x: f"{x:.4f}")),
         "mAUC": table["mAUC"].map(three),
         "d'": table["d_prime"].map(three),
         "acc": table["acc"].where(table["main_metric"] == "acc").map(three),
+        "fold std": table["fold_std"].map(_fmt(lambda x: f"{x:.4f}")),
         "ckpt-ens. mAP": table["ensemble_mAP"].map(three),
         "WA mAP": table["wa_mAP"].map(three),
         "train h": table["train_hours"].map(_fmt(_significant)),
@@ -227,7 +293,11 @@ LEGEND = (
     "mAP, mAUC, d' and acc: on the eval set at the best epoch, chosen on the set named in \"selected on\" (valid: a "
     "validation split; eval: the paper's AudioSet protocol, selected and reported on eval), mean over seeds; mAP 95% CI: bootstrap over clips "
     "(mean of the seeds' bounds); mAP std: over seeds; ckpt-ens.: checkpoint ensemble; WA: weight averaging; "
-    "GFLOPs: one clip at the run's input size; train h: training time per seed in GPU-hours (CPU wall hours for CPU runs)."
+    "GFLOPs: one clip at the run's input size; train h: training time per seed in GPU-hours (CPU wall hours for CPU runs); "
+    "clips: those each set actually used (unreadable ones are listed in the run's summary.json). "
+    "Cross-validation (folds): every metric is the mean over the folds, at the epoch whose fold-mean main metric is "
+    "best (get_esc_result.py) when each fold was selected on itself; fold std: std over folds of the main metric; "
+    "train h and eval clips: all folds; train and valid clips: per fold."
 )
 
 
@@ -306,9 +376,9 @@ def plot_per_class_ap(extremes: pd.DataFrame) -> plt.Figure:
 def training_curves(seeds: pd.DataFrame) -> pd.DataFrame:
     """Long frame of every run's per-epoch eval mAP, train loss and valid loss (all seeds)."""
     runs = seeds[seeds["architecture"] != "ensemble"]
-    epochs = pd.concat(pd.read_csv(f).assign(dataset=d, model=m, seed=s)
-                       for f, d, m, s in runs[["curves", "dataset", "model", "seed"]].itertuples(index=False))
-    long = epochs.melt(id_vars=["dataset", "model", "seed", "epoch"], value_vars=["mAP", "train_loss", "valid_loss"],
+    epochs = pd.concat(pd.read_csv(f).assign(dataset=d, model=m, run=f"{s}/{k}")  # a line per seed and fold
+                       for f, d, m, s, k in runs[["curves", "dataset", "model", "seed", "fold"]].itertuples(index=False))
+    long = epochs.melt(id_vars=["dataset", "model", "run", "epoch"], value_vars=["mAP", "train_loss", "valid_loss"],
                        var_name="curve", value_name="value")
     long["panel"] = long["curve"].map({"mAP": "eval mAP", "train_loss": "loss", "valid_loss": "loss"})
     long["split"] = long["curve"].map({"mAP": "eval", "train_loss": "train", "valid_loss": "eval"})
@@ -316,7 +386,7 @@ def training_curves(seeds: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_training_curves(curves: pd.DataFrame) -> plt.Figure:
-    grid = sns.relplot(curves, kind="line", x="epoch", y="value", hue="model", style="split", units="seed",
+    grid = sns.relplot(curves, kind="line", x="epoch", y="value", hue="model", style="split", units="run",
                        estimator=None, row="dataset", col="panel", col_order=["eval mAP", "loss"],
                        facet_kws=dict(sharey=False), height=3, aspect=1.3, marker="o")
     grid.set_titles("{row_name}: {col_name}")

@@ -2,22 +2,22 @@
 
 Clips longer than the model's input are cut into windows of `target_length` frames (hop
 configurable, the last window aligned to the end); the clip-level score of a class is its maximum
-over windows (an event anywhere in the file counts).
+over windows (an event anywhere in the file counts). A clip as long as the input is one window.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from atdr.checkpoint import ModelBundle
 from atdr.data.audio import SAMPLE_RATE, load_audio
 from atdr.data.datafile import read_datafile
-from atdr.data.dataset import AudioDataset, collate
+from atdr.data.dataset import AudioDataset, batch_loader
 from atdr.data.features import get_frontend, pad_or_crop
 from atdr.predict import predict
 
@@ -33,9 +33,8 @@ def predict_datafile(bundle: ModelBundle, datafile: str | Path, batch_size: int 
     labels = bundle.labels
     dataset = AudioDataset(read_datafile(datafile, labels), labels, get_frontend(bundle.frontend),
                            bundle.target_length, (bundle.mean, bundle.std))
-    loader = DataLoader(dataset, batch_size, num_workers=workers, collate_fn=collate)
-    probs, targets, _ = predict(bundle.build().to(device), loader, device)
-    return probs, targets
+    result = predict(bundle.build().to(device), batch_loader(dataset, batch_size, num_workers=workers), device)
+    return result.probs, result.targets
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,10 @@ class Tagger:
     def __call__(self, path: str | Path, hop_seconds: float) -> Tags:
         wave = load_audio(path)
         features = self.frontend(wave)
-        size, total = self.bundle.target_length, features.shape[0]
+        # Frames centred inside the clip: a centred STFT (mel) adds one centred just past its end
+        # (401 frames for 10 s, of which training uses 400); that one must not ask for a window.
+        total = min(features.shape[0], math.ceil(len(wave) / self.frontend.hop_length))
+        size = self.bundle.target_length
         hop = max(1, round(hop_seconds * SAMPLE_RATE / self.frontend.hop_length))
         starts = list(range(0, max(total - size, 0) + 1, hop))
         if starts[-1] + size < total:

@@ -13,7 +13,9 @@ eval set, as the paper's AudioSet protocol (`summary.json` says which: `selected
 Outputs in the run folder: config.yaml, metrics.csv (per epoch, selection set), steps.csv (per
 logged step), checkpoints/{last,best,wa}.pt, predictions.npy / targets.npy (best epoch, eval set),
 predictions_ensemble.npy (checkpoint ensemble), predictions_wa.npy (weight averaging),
-summary.json.
+summary.json (with the clips each set actually used, and any that could not be read). The folder
+belongs to this run (`atdr.runfolder`): locked while it trains, refused to a run of another config
+unless forced.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ import math
 import signal
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -34,13 +38,15 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from atdr import checkpoint
+from atdr import checkpoint, runfolder
 from atdr.atomic import atomic_path, write_npy, write_text
 from atdr.config import RunConfig, results_relevant
-from atdr.data.datafile import read_datafile
-from atdr.data.dataset import AudioDataset, collate
+from atdr.data.datafile import Clip, read_datafile
 from atdr.data.features import get_frontend
+from atdr.data.loaders import Loaders, PackedLoaders, ReferenceLoaders, ensure_packed
 from atdr.data.labels import LabelSet
+from atdr.data.notes import ConversionNotes
+from atdr.data.pipeline import BatchPipeline
 from atdr.data.sampler import EpochSampler
 from atdr.data.stats import NormStats
 from atdr.data.weights import read_weights
@@ -49,7 +55,7 @@ from atdr.errors import EXIT_INTERRUPTED, EXIT_PREEMPTED, AtdrError
 from atdr.metrics import evaluate
 from atdr.models import create
 from atdr.precision import resolve as resolve_precision
-from atdr.predict import LossFn, make_loss, predict
+from atdr.predict import Inputs, LossFn, Prediction, make_loss, predict
 from atdr.run import PREDICTIONS
 
 log = logging.getLogger(__name__)
@@ -112,14 +118,21 @@ class RunState:
     best_score: float = -math.inf
     ensemble_epoch: int = 0
     ensemble_score: float = -math.inf
+    unreadable: list[int] = field(default_factory=list)  # training clips skipped as unreadable (indices)
 
 
 def _norm(cfg: RunConfig) -> tuple[float, float]:
-    if cfg.data.norm_stats is None:
-        return cfg.data.mean, cfg.data.std
-    stats = NormStats.read(cfg.data.norm_stats)
-    if stats.frontend != cfg.data.frontend:
-        raise AtdrError(f"{cfg.data.norm_stats}: stats are for front-end {stats.frontend}, the run uses {cfg.data.frontend}")
+    """The normalisation: data.mean and data.std, or stats computed for this front-end and input length."""
+    d = cfg.data
+    if d.norm_stats is None:
+        return d.mean, d.std
+    stats = NormStats.read(d.norm_stats)
+    if stats.frontend != d.frontend:
+        raise AtdrError(f"{d.norm_stats}: stats are for front-end {stats.frontend}, the run uses {d.frontend}")
+    if stats.target_length != d.target_length:
+        raise AtdrError(f"{d.norm_stats}: stats are for target_length {stats.target_length}, the run uses "
+                        f"{d.target_length} (padding changes them): recompute them with `atdr norm-stats "
+                        f"--target-length {d.target_length}`, or give data.mean and data.std to use others")
     return stats.mean, stats.std
 
 
@@ -135,66 +148,80 @@ def _cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
-def _ignore_stop_signals(worker_id: int) -> None:
-    """Data workers leave SIGTERM/SIGINT to the main process, which saves before stopping."""
+def _init_worker(notes: ConversionNotes, worker_id: int) -> None:
+    """Data workers leave SIGTERM/SIGINT to the main process, which saves before stopping, and
+    send their conversion notes to it."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    notes.install()
 
 
-def train(cfg: RunConfig, out: str | Path) -> dict:
-    """Train (or resume, or just finish) the run in folder `out`; return its summary."""
+def train(cfg: RunConfig, out: str | Path, force: bool = False) -> dict:
+    """Train (or resume, or just finish) the run in folder `out`; return its summary. With
+    `force`, a folder holding a run of another config is emptied first instead of refused."""
     out = Path(out)
     use_cuda = cfg.train.device == "cuda" or (cfg.train.device == "auto" and torch.cuda.is_available())
     if cfg.train.device == "cuda" and not torch.cuda.is_available():
         raise AtdrError("train.device is cuda but no CUDA device is available")
     world = init_world(use_cuda)
     try:
-        return _train(cfg, out, world, torch.device(world.device if use_cuda else "cpu"))
+        with runfolder.claim(out, cfg.to_dict(), force) if world.is_main else nullcontext():
+            world.barrier()  # the other processes start once the folder is claimed
+            with ConversionNotes().collecting() as notes:
+                return _train(cfg, out, world, torch.device(world.device if use_cuda else "cpu"), notes)
     finally:
         close_world(world)
 
 
-def _train(cfg: RunConfig, out: Path, world: World, device: torch.device) -> dict:
+def _train(cfg: RunConfig, out: Path, world: World, device: torch.device, notes: ConversionNotes) -> dict:
     t, d = cfg.train, cfg.data
     if t.batch_size % world.size:
         raise AtdrError(f"train.batch_size {t.batch_size} is not divisible by the {world.size} processes")
     torch.manual_seed(t.seed)
 
-    # Data. Each loader draws its workers' seeds from its own generator, not the global RNG,
-    # so that a resumed run's dropout sees the same random numbers as an uninterrupted one.
+    # Data: the packed fast path or the per-clip reference (atdr.data.loaders). Each loader draws
+    # its workers' seeds from its own generator, not the global RNG, so that a resumed run's
+    # dropout sees the same random numbers as an uninterrupted one.
     labels = LabelSet.read(d.labels)
     frontend = get_frontend(d.frontend)
     mean, std = _norm(cfg)
-    train_clips = read_datafile(d.train, labels)
-    scored = {name: read_datafile(path, labels) for name, path in (("valid", d.valid), ("eval", d.eval)) if path}
+    datafiles = {name: path for name, path in (("train", d.train), ("valid", d.valid), ("eval", d.eval)) if path}
+    if d.loader == "packed":
+        if world.is_main:
+            for path in datafiles.values():
+                ensure_packed(path)
+        world.barrier()
+        data: Loaders = PackedLoaders(labels, BatchPipeline(frontend, d.target_length, (mean, std), cfg.augment),
+                                      t.skip_unreadable)
+    else:
+        data = ReferenceLoaders(labels, frontend, d.target_length, (mean, std), cfg.augment, t.skip_unreadable)
+    clips = {name: read_datafile(path, labels, check_files=d.loader == "reference") for name, path in datafiles.items()}
+    train_clips, scored = clips["train"], {name: c for name, c in clips.items() if name != "train"}
     selection = "valid" if "valid" in scored else "eval"  # the set the best epoch is chosen on
     weights = read_weights(d.weights, len(train_clips)) if d.weights else None
-    train_set = AudioDataset(train_clips, labels, frontend, d.target_length, (mean, std),
-                             cfg.augment, skip_unreadable=t.skip_unreadable)
-    sampler = EpochSampler(len(train_set), weights, t.seed, world.rank, world.size)
+    sampler = EpochSampler(len(train_clips), weights, t.seed, world.rank, world.size)
     rank_batch = t.batch_size // world.size
 
-    def loader(dataset: AudioDataset, batch_size: int, **kwargs) -> DataLoader:
-        return DataLoader(dataset, batch_size, num_workers=t.num_workers, collate_fn=collate,
-                          pin_memory=device.type == "cuda", worker_init_fn=_ignore_stop_signals,
-                          generator=torch.Generator().manual_seed(t.seed), **kwargs)
+    def loader(name: str, batch_size: int, sampler: EpochSampler | None = None) -> DataLoader:
+        return data.loader(datafiles[name], clips[name], batch_size, sampler, num_workers=t.num_workers,
+                           pin_memory=device.type == "cuda", worker_init_fn=partial(_init_worker, notes),
+                           generator=torch.Generator().manual_seed(t.seed))
 
-    train_loader = loader(train_set, rank_batch, sampler=sampler)
-    scored_loaders = {name: loader(AudioDataset(clips, labels, frontend, d.target_length, (mean, std),
-                                                skip_unreadable=t.skip_unreadable), 2 * t.batch_size)
-                      for name, clips in scored.items()}
+    train_loader = loader("train", rank_batch, sampler)
+    scored_loaders = {name: loader(name, t.eval_batch_size or 2 * t.batch_size) for name in scored}
 
     # Model, loss, optimiser, schedule, precision
     model = create(cfg.model.name, label_dim=len(labels), n_mels=frontend.n_mels, target_length=d.target_length,
-                   **cfg.model.params).to(device)
+                   **cfg.model.params).to(device, memory_format=torch.channels_last if t.channels_last else None)
     loss_kind = t.loss if t.loss != "auto" else ("bce" if d.task == "multilabel" else "ce")
     loss_fn = make_loss(loss_kind, model.output)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.optim.lr,
-                                 betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay)
+                                 betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay, fused=cfg.optim.fused or None)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, cfg.optim.milestones, cfg.optim.gamma)
     precision = resolve_precision(t.precision, cfg.model.name, device)
     autocast, scaler = precision.autocast(), precision.grad_scaler()
-    scoring = Scoring(scored_loaders, selection, "mAP" if d.task == "multilabel" else "acc", device, loss_fn)
+    scoring = Scoring(scored_loaders, scored, selection, "mAP" if d.task == "multilabel" else "acc", device, loss_fn,
+                      data.eval_inputs)
 
     # Resume
     ckpt_dir = out / "checkpoints"
@@ -203,19 +230,21 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device) -> dic
     if last_path.exists():
         saved = checkpoint.load(last_path)
         if results_relevant(saved["config"]) != results_relevant(cfg.to_dict()):
-            log.warning("%s was written for another config; starting this run from scratch", last_path)
-        else:
-            model.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            scheduler.load_state_dict(saved["scheduler"])
-            scaler.load_state_dict(saved["scaler"])
-            torch.set_rng_state(saved["rng"])
-            if device.type == "cuda" and "cuda_rng" in saved:
-                torch.cuda.set_rng_state_all(saved["cuda_rng"])
-            state = RunState(**saved["state"])
-            extra = saved["extra"]
-            if state.epoch < t.epochs:
-                log.info("resuming %s from epoch %d, step %d", out, state.epoch + (state.consumed > 0), state.step)
+            raise AtdrError(f"{last_path} was written for another config than {out / 'config.yaml'}: "
+                            "delete it to start this run over")
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        scaler.load_state_dict(saved["scaler"])
+        torch.set_rng_state(saved["rng"])
+        if device.type == "cuda" and "cuda_rng" in saved:
+            torch.cuda.set_rng_state_all(saved["cuda_rng"])
+        state = RunState(**saved["state"])
+        extra = saved["extra"]
+        if state.epoch < t.epochs:
+            done = f", {state.consumed * world.size} of its {len(sampler) * world.size} clips done" if state.consumed else ""
+            log.info("resuming %s at epoch %d (%d of %d epochs finished%s; step %d)", out, state.epoch + 1,
+                     state.epoch, t.epochs, done, state.step)
     if world.is_main:
         write_text(out / "config.yaml", cfg.dump())
         sizes = ", ".join(f"{len(clips)} {name}" for name, clips in scored.items())
@@ -237,7 +266,7 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device) -> dic
                                list(labels.mids), list(labels.names), state_dict, info).save(ckpt_dir / name)
 
     def stop_if_signalled(epoch: int, tick: float, bar: tqdm) -> None:
-        """After a step: if SIGTERM/SIGINT reached any process, save last.pt and stop."""
+        """After a step (or before an epoch): if SIGTERM/SIGINT reached any process, save last.pt and stop."""
         if not world.any(stop.received is not None):
             return
         state.epoch_seconds += time.perf_counter() - tick
@@ -246,10 +275,13 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device) -> dic
         world.barrier()  # no rank ends before rank 0 has saved (a launcher may kill the others when one ends)
         bar.close()
         code = EXIT_PREEMPTED if stop.received == signal.SIGTERM else EXIT_INTERRUPTED
-        raise Stopped(code, f"stopped at epoch {epoch}, step {state.step}; state saved to {last_path}. "
+        where = f"in epoch {epoch}" if state.consumed else f"after epoch {epoch - 1}"
+        raise Stopped(code, f"stopped {where}, step {state.step}; state saved to {last_path}. "
                             "Run the same command again to resume.")
 
     net = DistributedDataParallel(model) if world.size > 1 else model
+    if t.compile:
+        net = torch.compile(net)
     base_lr = cfg.optim.lr
     with _StopSignals() as stop:
         for epoch in range(state.epoch + 1, t.epochs + 1):
@@ -258,14 +290,16 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device) -> dic
             bar = tqdm(total=len(sampler) * world.size, desc=f"epoch {epoch}/{t.epochs}", unit="clip", leave=False,
                        disable=None if world.is_main else True)  # clips/s and loss on a terminal
             tick = time.perf_counter()
+            stop_if_signalled(epoch, tick, bar)  # a signal during the last evaluation: stop between epochs
             for batch in _until_stopped(train_loader, stop):
                 if (cfg.optim.warmup_steps and state.step <= cfg.optim.warmup_steps
                         and state.step % cfg.optim.warmup_every == 0):
                     for group in optimizer.param_groups:  # the original: lr = step / warmup * lr, every 50 steps
                         group["lr"] = state.step / cfg.optim.warmup_steps * base_lr
                 state.consumed = min(state.consumed + rank_batch, sampler.per_rank)
-                if batch is not None:
-                    x, y = batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
+                state.unreadable += [i for i in batch.unreadable if i not in state.unreadable]
+                if batch.clips is not None:
+                    x, y = data.train_inputs(batch.clips, device)
                     with autocast:
                         output = net(x)
                     loss = loss_fn(output.float(), y)
@@ -300,6 +334,7 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device) -> dic
             state.train_seconds += time.perf_counter() - tick
 
             if world.is_main:
+                notes.flush()
                 row = scoring.epoch(epoch, model, state, extra)
                 if state.best_epoch == epoch:
                     save_bundle(extra["best_model"], extra["best_scores"], "best.pt")
@@ -321,7 +356,9 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device) -> dic
 
     if not world.is_main:
         return {}
-    return _write_outputs(cfg, out, model, scoring, state, extra, save_bundle, world.size if device.type == "cuda" else 0)
+    notes.flush()
+    return _write_outputs(cfg, out, model, train_clips, scoring, state, extra, save_bundle,
+                          world.size if device.type == "cuda" else 0)
 
 
 @dataclass(frozen=True)
@@ -330,22 +367,40 @@ class Scoring:
     `selection` set's `main_metric`."""
 
     loaders: dict[str, DataLoader]
+    clips: dict[str, list[Clip]]
     selection: str
     main_metric: str
     device: torch.device
     loss_fn: LossFn
+    inputs: Inputs  # a scored batch -> (x, y) on the device
+
+    def predict(self, model: torch.nn.Module, name: str, extra: dict, loss: bool = True) -> Prediction:
+        """Predict one scored set; clips that could not be read are logged once and recorded in
+        `extra["unreadable"][name]` (the prediction has no row for them)."""
+        result = predict(model, self.loaders[name], self.device, self.loss_fn if loss else None, self.inputs)
+        missed = [self.clips[name][i].wav for i in result.unreadable]
+        recorded = extra.setdefault("unreadable", {}).setdefault(name, [])
+        if missed != recorded:  # the ensemble adds up predictions of the same clips every epoch
+            if recorded:
+                raise AtdrError(f"the {name} clips that can be read changed during the run (now unreadable: "
+                                f"{', '.join(missed) or 'none'}); check the disk, then run again")
+            log.warning("%d %s clip(s) could not be read and are left out of its scores: %s", len(missed), name,
+                        ", ".join(missed))
+            recorded.extend(missed)
+        return result
 
     def epoch(self, epoch: int, model: torch.nn.Module, state: RunState, extra: dict) -> dict:
         """Predict every scored set; keep the best epoch and the best checkpoint ensemble
         (epochs 1..n averaged), both chosen on the selection set, with their eval predictions.
         Returns the epoch's metrics row (selection set)."""
-        results = {name: predict(model, loader, self.device, self.loss_fn) for name, loader in self.loaders.items()}
+        results = {name: self.predict(model, name, extra) for name in self.loaders}
         sums = extra.setdefault("ensemble_sum", {})
-        for name, (probs, _, _) in results.items():
-            sums[name] = sums.get(name, 0) + torch.from_numpy(probs).double()
-        probs, targets, loss = results[self.selection]
-        scores, ens_scores = evaluate(probs, targets), evaluate((sums[self.selection] / epoch).numpy(), targets)
-        eval_probs, eval_targets, _ = results["eval"]
+        for name, result in results.items():
+            sums[name] = sums.get(name, 0) + torch.from_numpy(result.probs).double()
+        chosen = results[self.selection]
+        scores = evaluate(chosen.probs, chosen.targets)
+        ens_scores = evaluate((sums[self.selection] / epoch).numpy(), chosen.targets)
+        eval_probs, eval_targets = results["eval"].probs, results["eval"].targets
         if getattr(scores, self.main_metric) > state.best_score:
             state.best_epoch, state.best_score = epoch, getattr(scores, self.main_metric)
             extra["best_model"] = _cpu_state(model)
@@ -356,7 +411,7 @@ class Scoring:
             extra["ensemble_predictions"] = (sums["eval"] / epoch).float()
         extra["targets"] = torch.from_numpy(eval_targets)
         return {"epoch": epoch, "step": state.step, **scores.as_dict(), "ensemble_mAP": ens_scores.mAP,
-                "ensemble_acc": ens_scores.acc, "valid_loss": loss}
+                "ensemble_acc": ens_scores.acc, "valid_loss": chosen.loss}
 
 
 def _accumulate_average(extra: dict, weights: dict[str, torch.Tensor]) -> None:
@@ -367,8 +422,8 @@ def _accumulate_average(extra: dict, weights: dict[str, torch.Tensor]) -> None:
     extra["wa_count"] = extra.get("wa_count", 0) + 1
 
 
-def _write_outputs(cfg: RunConfig, out: Path, model: torch.nn.Module, scoring: Scoring, state: RunState, extra: dict,
-                   save_bundle: Callable[[dict, dict, str], None], gpus: int) -> dict:
+def _write_outputs(cfg: RunConfig, out: Path, model: torch.nn.Module, train_clips: list[Clip], scoring: Scoring,
+                   state: RunState, extra: dict, save_bundle: Callable[[dict, dict, str], None], gpus: int) -> dict:
     """The run's final files (also rewritten when a finished run is run again); returns the summary."""
     _write_csv(out / "metrics.csv", state.history)
     _write_csv(out / "steps.csv", state.steps)
@@ -377,6 +432,11 @@ def _write_outputs(cfg: RunConfig, out: Path, model: torch.nn.Module, scoring: S
     write_npy(out / PREDICTIONS["best"], extra["best_predictions"].numpy())
     write_npy(out / PREDICTIONS["ensemble"], extra["ensemble_predictions"].numpy())
     save_bundle(extra["best_model"], extra["best_scores"], "best.pt")
+    # The clips each set actually used; those that could not be read are named.
+    unreadable = {"train": [train_clips[i].wav for i in sorted(state.unreadable)],
+                  **{name: extra.get("unreadable", {}).get(name, []) for name in scoring.clips}}
+    clips = {"train": len(train_clips) - len(state.unreadable),
+             **{name: len(c) - len(unreadable[name]) for name, c in scoring.clips.items()}}
     summary = {
         "model": cfg.model.name,
         "seed": cfg.train.seed,
@@ -384,6 +444,7 @@ def _write_outputs(cfg: RunConfig, out: Path, model: torch.nn.Module, scoring: S
         "main_metric": scoring.main_metric,
         "selected_on": scoring.selection,
         "params": sum(p.numel() for p in model.parameters()),
+        "clips": clips,
         "device": scoring.device.type,
         "gpus": gpus,
         "train_seconds": state.train_seconds,
@@ -392,10 +453,14 @@ def _write_outputs(cfg: RunConfig, out: Path, model: torch.nn.Module, scoring: S
         "ensemble": {"epoch": state.ensemble_epoch,
                      **evaluate(extra["ensemble_predictions"].numpy(), targets).as_dict()},
     }
+    if any(unreadable.values()):
+        summary["unreadable"] = {name: paths for name, paths in unreadable.items() if paths}
+        log.warning("%s: clips left out as unreadable: %s (listed in summary.json; `atdr prep --verify` finds "
+                    "them before training)", out, ", ".join(f"{len(v)} {k}" for k, v in unreadable.items() if v))
     if "wa_sum" in extra:
         averaged = {k: v / extra["wa_count"] if v.is_floating_point() else v for k, v in extra["wa_sum"].items()}
         model.load_state_dict(averaged)
-        probs, _, _ = predict(model, scoring.loaders["eval"], scoring.device)
+        probs = scoring.predict(model, "eval", extra, loss=False).probs
         write_npy(out / PREDICTIONS["wa"], probs)
         wa_scores = evaluate(probs, targets)
         save_bundle(averaged, {"epochs": extra["wa_count"], **wa_scores.as_dict()}, "wa.pt")

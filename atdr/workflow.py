@@ -2,7 +2,10 @@
 the checks made at start-up, and the config schema.
 
 The workflow config (config/config.yaml, config/README.md) names datasets, models, seeds and
-ensembles. A run's config is built by deep-merging, later entries winning:
+ensembles. `prepare` first expands each cross-validation dataset (`folds`) into one dataset per
+fold, `<name>_fold<k>`, evaluated on fold k and trained on the others (the comparison report
+aggregates them back), and fills in where each downloaded corpus lives. A run's config is built
+by deep-merging, later entries winning:
 `run_defaults` -> `models.<model>` -> `datasets.<dataset>.run_overrides` ->
 `datasets.<dataset>.model_overrides.<model>`, then the data paths of the dataset, the front-end's
 input length and the seed. The schema's run sections are generated from the pydantic models of
@@ -12,7 +15,10 @@ input length and the seed. The schema's run sections are generated from the pyda
 from __future__ import annotations
 
 import copy
+import re
+import shlex
 import sys
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -23,6 +29,11 @@ from atdr.errors import AtdrError
 
 RESULTS = "results"
 RESERVED = ("data", "download", "ensembles", "comparison", "logs", "benchmarks")
+RESERVED_DATASETS = ("comparison", "logs", "benchmarks", "downloads")
+NETWORK_SOURCES = ("youtube", "archives", "esc50", "speechcommands")
+FOLD = re.compile(r"^(?P<base>.+)_fold(?P<fold>\d+)$")  # a dataset that is one fold of a cross-validation
+SPLITS = ("train", "valid", "eval")
+DEFAULT_STORE = {"youtube": "audioset", "esc50": "esc50", "speechcommands": "speechcommands"}  # resources/data/<name>
 
 
 def deep_merge(base: dict, override: dict) -> dict:
@@ -50,8 +61,143 @@ def data_dir(dataset: str) -> str:
     return f"{RESULTS}/{dataset}/data"
 
 
+def splits(config: dict, dataset: str) -> list[str]:
+    """The datafiles a dataset has: train, valid (where it has a validation split) and eval."""
+    ds = config["datasets"][dataset]
+    if "split" in ds:
+        return ["train", "valid", "eval"] if ds["split"]["valid"] > 0 else ["train", "eval"]
+    return [split for split in SPLITS if f"{split}_segments" in ds]
+
+
+def segment_lists(ds: dict) -> list[str]:
+    """Every segment list a dataset reads, each once: those to split, or those of its splits."""
+    names = ds.get("segments") or [name for split in SPLITS for name in ds.get(f"{split}_segments", [])]
+    return list(dict.fromkeys(names))
+
+
+def source_files(config: dict, dataset: str, names: list[str]) -> list[str]:
+    """Files of a dataset's source, as rule inputs (an edit re-runs what it reaches, judged by
+    content): in its folder, those that exist (a plan without the data still works; `atdr link`
+    names any that are absent), or those `atdr synth` writes; none for a download."""
+    ds = config["datasets"][dataset]
+    if ds["source"] == "synth":
+        return [f"{RESULTS}/{dataset}/download/{name}" for name in names]
+    if ds["source"] in NETWORK_SOURCES:
+        return []  # official lists, fixed by the download
+    return [path for path in (str(Path(ds["path"]) / name) for name in names) if Path(path).exists()]
+
+
+def derived_classes(config: dict, dataset: str, names: list[str]) -> list[str] | None:
+    """For a folder without class_labels_indices.csv: the label ids its segment lists use, from
+    which `atdr link` builds the class list (as a rule parameter: a change re-runs the link and
+    what follows). None where the folder has a class list, or its lists cannot be read yet."""
+    from atdr.data.segments import read_segments
+
+    if config["datasets"][dataset]["source"] != "folder" or source_files(config, dataset, ["class_labels_indices.csv"]):
+        return None
+    try:
+        return sorted({m for path in source_files(config, dataset, names) for s in read_segments(path) for m in s.labels})
+    except AtdrError:
+        return None  # `atdr link` reports it
+
+
+def comparison_dir(config: dict, configfiles: list) -> str:
+    """`results/comparison/<name>`: `name` from the config, else its file's name without .yaml, so
+    that two configs never overwrite each other's comparison."""
+    name = config.get("name") or (Path(configfiles[-1]).stem if configfiles else "default")
+    return f"{RESULTS}/comparison/{name}"
+
+
 def run_dir(dataset: str, model: str, seed: int | str) -> str:
     return f"{RESULTS}/{dataset}/{model}/seed{seed}"
+
+
+def prepare(datasets: dict) -> dict:
+    """The datasets the workflow runs: cross-validations expanded into one dataset per fold, and
+    every downloaded corpus with its `path` (default `resources/data/<corpus>`)."""
+    prepared = {}
+    for name, ds in datasets.items():
+        ds = copy.deepcopy(ds)
+        if ds["source"] in NETWORK_SOURCES and "path" not in ds:
+            ds["path"] = f"resources/data/{name if ds['source'] == 'archives' else DEFAULT_STORE[ds['source']]}"
+        if "folds" not in ds:
+            if FOLD.match(name):
+                raise AtdrError(f"datasets.{name}: names ending in _fold<k> are the folds of a cross-validation "
+                                "(datasets.<name>.folds); rename the dataset")
+            prepared[name] = ds
+            continue
+        folds = ds.pop("folds")
+        given = [f"{split}_segments" for split in ("train", "eval") if f"{split}_segments" in ds]
+        if given:
+            raise AtdrError(f"datasets.{name}: folds makes the train and eval lists of each fold; remove {given[0]}")
+        if len(set(folds)) != len(folds):
+            raise AtdrError(f"datasets.{name}.folds: a segment list is given twice")
+        for k, held_out in enumerate(folds, 1):
+            prepared[f"{name}_fold{k}"] = {**copy.deepcopy(ds), "eval_segments": [held_out],
+                                           "train_segments": [f for f in folds if f != held_out]}
+    return prepared
+
+
+def store_key(path: str) -> str:
+    """A download folder as a plain name (for the workflow's flags and logs)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", path.strip("/")) or "root"
+
+
+def stores(config: dict) -> dict[str, dict]:
+    """Download folders by key: `path`, `source`, the segment lists any dataset reads from it,
+    and the first such dataset's settings (`dataset`)."""
+    found: dict[str, dict] = {}
+    for name, ds in config["datasets"].items():
+        if ds["source"] not in NETWORK_SOURCES:
+            continue
+        store = found.setdefault(store_key(ds["path"]), {"path": ds["path"], "source": ds["source"], "lists": [],
+                                                         "dataset": ds})
+        if store["source"] != ds["source"] or store["path"] != ds["path"]:
+            raise AtdrError(f"datasets.{name}: path {ds['path']} is also the download folder of a "
+                            f"{store['source']} dataset; give each source its own folder")
+        store["lists"] = list(dict.fromkeys(store["lists"] + segment_lists(ds)))
+    return found
+
+
+def download_flags(config: dict, dataset: str) -> list[str]:
+    """The success flags (results/downloads/<folder key>/) of the downloads a dataset reads: its
+    segment lists for `youtube`, the whole corpus otherwise."""
+    ds = config["datasets"][dataset]
+    flags = f"{RESULTS}/downloads/{store_key(ds['path'])}"
+    if ds["source"] == "youtube":
+        return [f"{flags}/{name}.ready" for name in segment_lists(ds)]
+    return [f"{flags}/{ds['source']}.ready"]
+
+
+def download_args(store: dict) -> str:
+    """`atdr download` options from the settings of the first dataset using a download folder."""
+    from atdr.download.addresses import AUDIOSET_CSV
+
+    ds, quote = store["dataset"], shlex.quote
+    if store["source"] == "youtube":
+        settings = ds.get("youtube", {})
+        template = f" --url-template {quote(settings['url_template'])}" if "url_template" in settings else ""
+        return f"--min-fraction {settings.get('min_fraction', 0.5)}{template}"
+    if store["source"] == "archives":
+        files = ds.get("files") or {name: AUDIOSET_CSV.format(name=name)
+                                    for name in ["class_labels_indices.csv", *store["lists"]]}
+        args = [f"--archive {quote(a['url'])} {a['sha256']}" for a in ds["archives"]]
+        args += [f"--file {quote(f'{name}={source}')}" for name, source in files.items()]
+        args += [f"--{key.replace('_', '-')} {quote(value)}" for key, value in ds.get("parquet", {}).items()]
+        return " ".join(args)
+    archive = ds.get("archive")  # esc50, speechcommands: another copy of the official archive
+    if not archive:
+        return ""
+    digest = f"--sha256 {archive['sha256']}" if "sha256" in archive else f"--md5 {archive['md5']}"
+    return f"--url {quote(archive['url'])} {digest}"
+
+
+def pretrained_weights(config: dict, dataset: str, model: str) -> list[str]:
+    """Published weights this run starts from (`atdr download weights` names)."""
+    from atdr.download.weights import required
+
+    spec = _settings(config, dataset, model)["model"]
+    return required(spec["name"], spec.get("params", {}))
 
 
 def frontend_of(config: dict, dataset: str, model: str) -> str:
@@ -81,12 +227,14 @@ def run_config(config: dict, dataset: str, model: str, seed: int) -> dict:
     root = data_dir(dataset)
     data = {
         "train": f"{root}/train.json",
+        "valid": f"{root}/valid.json" if "valid" in splits(config, dataset) else None,
         "eval": f"{root}/eval.json",
         "labels": f"{RESULTS}/{dataset}/download/class_labels_indices.csv",
         "weights": f"{root}/train_weight.csv" if ds["balanced_sampling"] else None,
         "frontend": frontend,
         "target_length": ds["target_length"][frontend],
         "task": ds["task"],
+        "loader": ds["loader"],
     }
     if "mean" in given:
         data.update(mean=given["mean"], std=given["std"])
@@ -125,11 +273,38 @@ def write_run_config(path: str, doc: dict) -> None:
     write_text(path, yaml.safe_dump(doc, sort_keys=False))
 
 
+def check_schema(config: dict) -> None:
+    """Validate the workflow config against the schema; the first problem as one short line
+    (where, and what is allowed), not the schema."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(config_schema())
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is None:
+        return
+    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    if error.validator == "additionalProperties":
+        unexpected = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        allowed = ", ".join(error.schema.get("properties", {}))
+        raise AtdrError(f"{where}: unknown key {unexpected[0]!r} (allowed: {allowed})")
+    description = error.schema.get("description")
+    raise AtdrError(f"{where}: {error.message}" + (f" ({description})" if description else ""))
+
+
 def check(config: dict) -> None:
     """Build and validate every run config once, so a bad value stops the workflow at start-up."""
     for name in config["models"]:
         if name in RESERVED:
             raise AtdrError(f"models.{name}: '{name}' is reserved for the results layout; rename the model")
+    for name, ds in config["datasets"].items():
+        if name in RESERVED_DATASETS:
+            raise AtdrError(f"datasets.{name}: '{name}' is reserved for the results layout; rename the dataset")
+        lists = {k for k in ("train_segments", "valid_segments", "eval_segments", "segments", "split") if k in ds}
+        if lists not in ({"train_segments", "eval_segments"}, {"train_segments", "valid_segments", "eval_segments"},
+                         {"segments", "split"}):
+            raise AtdrError(f"datasets.{name}: give train_segments and eval_segments (and optionally valid_segments), "
+                            "segments and split (to split one list into train, valid and eval), or folds")
+    stores(config)
     for dataset in config["datasets"]:
         for model in config["models"]:
             parse_config(run_config(config, dataset, model, 0), f"config (datasets.{dataset} x models.{model})")
@@ -167,20 +342,59 @@ def config_schema() -> dict:
     run = {"type": "object", "additionalProperties": False, "properties": run_sections}
     model = {"type": "object", "additionalProperties": False, "required": ["model", "data"],
              "properties": run_sections, "description": "a run config without paths: model, data.frontend, augment, optim, train"}
+    lists = {"type": "array", "items": {"type": "string"}, "minItems": 1}
+    url = {"type": "string", "description": "URL or local path"}
     dataset = {
         "type": "object", "additionalProperties": False,
-        "required": ["source", "train_segments", "eval_segments", "target_length"],
+        "required": ["source", "target_length"],
         "properties": {
-            "source": {"enum": ["synth", "folder"], "description": "synth: the embedded dataset; folder: an AudioSet-layout folder"},
-            "path": {"type": "string", "description": "source folder: class_labels_indices.csv, segment lists, audio/"},
+            "source": {"enum": ["synth", "folder", *NETWORK_SOURCES],
+                       "description": "synth: the embedded dataset; folder: a folder of recordings (yours or AudioSet's); "
+                                      "youtube, archives, esc50, speechcommands: downloaded (atdr download)"},
+            "path": {"type": "string",
+                     "description": "folder: segment lists, audio/ and optionally class_labels_indices.csv; downloaded "
+                                    "sources: where the download goes (default resources/data/<corpus>)"},
             "synth": {"type": "object", "additionalProperties": False, "properties": {
                 "train": {"type": "integer", "minimum": 1, "default": 500},
                 "eval": {"type": "integer", "minimum": 1, "default": 200},
                 "seconds": {"type": "number", "minimum": 0.25, "default": 2.0},
                 "classes": {"type": "integer", "minimum": 2, "maximum": 10, "default": 10},
                 "seed": {"type": "integer", "default": 0}}},
-            "train_segments": {"type": "array", "items": {"type": "string"}, "minItems": 1},
-            "eval_segments": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            "train_segments": {**lists, "description": "segment lists of the training set"},
+            "valid_segments": {**lists, "description": "validation split: the best epoch is chosen on it"},
+            "eval_segments": {**lists, "description": "segment lists of the evaluation set"},
+            "segments": {**lists, "description": "segment lists to split into train, valid and eval (with split)"},
+            "split": {"type": "object", "additionalProperties": False,
+                      "description": "stratified split of segments: shares of valid and eval, and the seed",
+                      "properties": {
+                          "valid": {"type": "number", "minimum": 0, "exclusiveMaximum": 1, "default": 0.1},
+                          "eval": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": 0.2},
+                          "seed": {"type": "integer", "default": 0}}},
+            "folds": {**lists, "minItems": 2, "description": "cross-validation: one dataset <name>_fold<k> per list, "
+                                                             "evaluated on list k and trained on the others"},
+            "verify": {"type": "boolean", "default": False,
+                       "description": "atdr prep decodes every clip instead of reading its header"},
+            "loader": {"enum": ["packed", "reference"], "default": "packed",
+                       "description": "packed: each split decoded once into a store (atdr pack), features on the "
+                                      "device; reference: per clip in the data workers"},
+            "pack_codec": {"enum": ["pcm16", "flac"], "default": "pcm16",
+                           "description": "how atdr pack stores clips: pcm16 (fastest) or flac (about half the size)"},
+            "archives": {"type": "array", "minItems": 1, "description": "source archives: shards with their sha256",
+                         "items": {"type": "object", "additionalProperties": False, "required": ["url", "sha256"],
+                                   "properties": {"url": url, "sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}}}},
+            "files": {"type": "object", "additionalProperties": url,
+                      "description": "source archives: metadata files by name (default: AudioSet's official lists)"},
+            "parquet": {"type": "object", "additionalProperties": False,
+                        "properties": {"id_column": {"type": "string"}, "audio_column": {"type": "string"}}},
+            "archive": {"type": "object", "additionalProperties": False, "required": ["url"],
+                        "description": "esc50, speechcommands: fetch this copy instead of the official archive",
+                        "properties": {"url": url, "sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+                                       "md5": {"type": "string", "pattern": "^[0-9a-fA-F]{32}$"}},
+                        "oneOf": [{"required": ["sha256"]}, {"required": ["md5"]}]},
+            "youtube": {"type": "object", "additionalProperties": False, "properties": {
+                "url_template": {"type": "string", "pattern": "\\{ytid\\}", "description": "where a clip is looked up"},
+                "min_fraction": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.5,
+                                 "description": "fail a list when less than this share of it downloads"}}},
             "target_length": {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1},
                               "description": "frames per clip for each front-end used on this dataset"},
             "task": {"enum": ["multilabel", "singlelabel"], "default": "multilabel"},
@@ -188,7 +402,8 @@ def config_schema() -> dict:
             "run_overrides": run,
             "model_overrides": {"type": "object", "additionalProperties": run},
         },
-        "allOf": [{"if": {"properties": {"source": {"const": "folder"}}}, "then": {"required": ["path"]}}],
+        "allOf": [{"if": {"properties": {"source": {"const": "folder"}}}, "then": {"required": ["path"]}},
+                  {"if": {"properties": {"source": {"const": "archives"}}}, "then": {"required": ["archives"]}}],
     }
     name = {"pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$"}
     return {
@@ -198,6 +413,8 @@ def config_schema() -> dict:
         "additionalProperties": False,
         "required": ["datasets", "models"],
         "properties": {
+            "name": {"type": "string", "pattern": name["pattern"],
+                     "description": "the comparison goes to results/comparison/<name> (default: the config file's name)"},
             "datasets": {"type": "object", "minProperties": 1, "propertyNames": name, "additionalProperties": dataset},
             "models": {"type": "object", "minProperties": 1, "propertyNames": name, "additionalProperties": model},
             "seeds": {"type": "array", "items": {"type": "integer"}, "minItems": 1, "default": [0]},

@@ -42,9 +42,10 @@ def runs(tiny_synth, tmp_path_factory) -> tuple[Path, Path, subprocess.Completed
     """The same config trained by one process and by torchrun with two."""
     tmp = tmp_path_factory.mktemp("ddp")
     # 48 training clips, global batch 16 (8 per rank): 3 full steps per epoch; warm-up off; mixup and
-    # SpecAugment on (seeded per item, so the same whatever process draws the item)
+    # SpecAugment on, by the reference loader (seeded per item, so the same whatever process draws
+    # the item; the packed path augments per batch, and each rank's batch is half the single one)
     config = write_run_config(tmp / "run.yaml", tiny_synth, MODEL, frontend="mel64", target_length=40,
-                              augment={"mixup": 0.5, "freqm": 8, "timem": 8},
+                              data={"loader": "reference"}, augment={"mixup": 0.5, "freqm": 8, "timem": 8},
                               optim={"warmup_steps": 0},
                               train={"epochs": 2, "batch_size": 16, "log_every": 1, "num_workers": 0, "seed": 3})
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # 2 processes on 2 cores: no oversubscription

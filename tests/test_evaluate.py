@@ -168,3 +168,15 @@ def test_ensemble_of_one_run_is_a_one_line_error(run, tmp_path, capsys):
     assert main(["-q", "ensemble", str(run), "--out", str(tmp_path / "ens")]) == 2
     assert "at least two runs" in one_line_error(capsys.readouterr().err, "ensemble")
     assert not (tmp_path / "ens").exists()
+
+
+def test_multilabel_reports_print_no_accuracy(run, second_run, tmp_path, caplog):
+    """Top-1 accuracy means nothing for multi-label clips: not printed (it stays in metrics.json)."""
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        assert main(["evaluate", str(run), "--bootstrap", "0", "--out", str(tmp_path / "e")]) == 0
+        assert main(["ensemble", str(run), str(second_run), "--bootstrap", "0", "--out", str(tmp_path / "ens")]) == 0
+    lines = [r.getMessage() for r in caplog.records if "mAP " in r.getMessage()]
+    assert len(lines) == 4 and all("mAUC" in line and "acc" not in line for line in lines), lines
+    assert "acc" in json.loads((tmp_path / "e" / "metrics.json").read_text())["best"]

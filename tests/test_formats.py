@@ -67,6 +67,29 @@ def test_segment_round_trip_matches_official_layout(tmp_path):
     assert read_segments(tmp_path / "s.csv") == segs
 
 
+def test_segment_list_with_a_plain_csv_header(tmp_path):
+    """As written by a spreadsheet or pandas: one header line instead of AudioSet's three comments."""
+    (tmp_path / "s.csv").write_text('YTID,start_seconds,end_seconds,positive_labels\n'
+                                    'dog_01,0,10,/m/0bt9lr\nstreet_7,2.5,7.5,"/m/0bt9lr,/m/012f08"\n')
+    assert read_segments(tmp_path / "s.csv") == [Segment("dog_01", 0.0, 10.0, ("/m/0bt9lr",)),
+                                                 Segment("street_7", 2.5, 7.5, ("/m/0bt9lr", "/m/012f08"))]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("a,0,10\n", r"s.csv:1: expected 4 columns, YTID, start_seconds, end_seconds, \"label,label,...\".*found 3"),
+    ("# c\na, 0, 10, /m/a,/m/b\n", r"s.csv:2: expected 4 columns.*found 5 \(quote the labels when there are several\)"),
+    ("YTID,start_seconds,end_seconds,positive_labels\na,zero,10,/m/a\n",
+     r"s.csv:2: start and end must be seconds, YTID, .*found 'zero', '10'"),
+    ("a,0,10,\n", "s.csv:1: segment a has no positive labels"),
+    ("id,start,end,labels\na,0,10,/m/a\n", r"s.csv:1: start and end must be seconds"),
+    ("# only comments\n", r"s.csv: no segments \(expected lines YTID"),
+])
+def test_malformed_segment_lines_say_what_was_expected(tmp_path, text, message):
+    (tmp_path / "s.csv").write_text(text)
+    with pytest.raises(AtdrError, match=message):
+        read_segments(tmp_path / "s.csv")
+
+
 def test_datafile_round_trip_relative_paths_and_extra_keys(tmp_path):
     (tmp_path / "audio").mkdir()
     for name in ("a.wav", "--b.wav"):
@@ -115,6 +138,14 @@ def test_missing_audio_names_the_entry_and_counts_the_rest(tmp_path):
     (tmp_path / "0.wav").write_bytes(b"")
     with pytest.raises(AtdrError, match=r"entry 1: audio file not found: .*1\.wav \(and 1 more missing\)"):
         read_datafile(tmp_path / "d.json")
+
+
+def test_duplicate_datafile_entries_are_reported(tmp_path, caplog):
+    entries = [{"wav": name, "labels": "/m/a"} for name in ("a.wav", "b.wav", "./a.wav", "c.wav", "b.wav", "a.wav")]
+    (tmp_path / "d.json").write_text(json.dumps({"data": entries}))
+    assert len(read_datafile(tmp_path / "d.json", check_files=False)) == 6
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "d.json: 2 audio file(s) appear in more than one entry" in warning and "a.wav: 3 times" in warning
 
 
 def test_unreadable_datafile(tmp_path):

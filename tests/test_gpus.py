@@ -56,3 +56,13 @@ def test_more_gpus_than_the_machine_has(monkeypatch):
     monkeypatch.setattr("atdr.gpus.device_count", lambda: 1)
     with pytest.raises(AtdrError, match="asked for 2 GPUs, this machine has 1"):
         claim_gpus(2)
+
+
+def test_a_single_process_trains_on_the_gpu_it_asked_for(monkeypatch):
+    """Without torchrun (WORLD_SIZE unset) a run that uses CUDA trains on the first visible GPU
+    (the one claimed), not on the CPU; found on an H100, where single-GPU runs trained on the CPU."""
+    from atdr.distributed import init_world
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert init_world(use_cuda=True).device == "cuda:0"
+    assert init_world(use_cuda=False).device == "cpu"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import subprocess
+import sys
 
 import pytest
 import timm
@@ -153,6 +155,10 @@ def test_unknown_hyper_parameter_names_the_key_and_the_valid_ones():
         ("psla", dict(att_head=-1), "att_head must be an integer >= 0"),
         ("resnet", dict(att_activation="tanh"), "att_activation must be one of"),
         ("resnet", dict(depth=20), "depth must be 18, 34, 50, 101 or 152"),
+        ("resnet", dict(head="max"), "head must be one of mean, original"),
+        ("resnet", dict(head="original"), r"head=original .* is defined for depth 50 on 64 mel bins x 385-416"),
+        ("fnet", dict(head="softmax"), "head must be one of sigmoid, original"),
+        ("fnet", dict(head="original", pooling="max"), "head=original pools with attention"),
     ],
 )
 def test_bad_values_raise_atdr_error(name, overrides, message):
@@ -169,6 +175,65 @@ def test_input_sizes_the_architecture_cannot_take():
         create("psla", label_dim=2, n_mels=1, target_length=64, eff_b=0)
     with pytest.raises(AtdrError, match="label_dim must be a positive integer"):
         create("linear", label_dim=0, n_mels=32, target_length=64)
+
+
+def test_resnet_original_head_is_defined_where_the_original_runs():
+    for frames in (385, 416):
+        model = create("resnet", label_dim=2, n_mels=64, target_length=frames, head="original").eval()
+        with torch.no_grad():
+            assert model(torch.randn(1, frames, 64)).shape == (1, 2)
+    for n_mels, frames in ((64, 384), (64, 417), (128, 1024)):
+        with pytest.raises(AtdrError, match=f"got depth 50, {n_mels} x {frames}"):
+            create("resnet", label_dim=2, n_mels=n_mels, target_length=frames, head="original")
+
+
+def test_resnet_original_head_is_the_originals_reshape():
+    """Written out from the original ResNetAttention.forward (pslaModels.py) for 64 mel bins:
+    torchvision's ResNet-50 without avgpool and fc returns its feature map flattened; that is
+    reshaped to (832, 4, 16), AvgPool2d((4, 1)), transposed, then PSLA's Attention (1x1 convs)."""
+    torch.manual_seed(0)
+    model = create("resnet", label_dim=LABELS, n_mels=64, target_length=400, head="original").eval()
+    x = torch.randn(2, 400, 64)
+    att, cla = (torch.nn.Conv2d(832, LABELS, 1) for _ in range(2))
+    for conv, linear in ((att, model.attention.att[0]), (cla, model.attention.cla[0])):
+        conv.weight.data.copy_(linear.weight[:, :, None, None])
+        conv.bias.data.copy_(linear.bias)
+    with torch.no_grad():
+        features = model.model.forward_features(x.transpose(1, 2).unsqueeze(1))
+        assert features.shape == (2, 2048, 2, 13)
+        reshaped = torch.flatten(features, 1).reshape(2, 832, 4, 16)
+        # channels, frequency and time mixed: "channel" 1 starts at flat index 64 = 2*26 + 0*13 + 12
+        assert torch.equal(reshaped[:, 1, 0, 0], features[:, 2, 0, 12])
+        y = torch.nn.AvgPool2d((4, 1))(reshaped).transpose(2, 3)  # (B, 832, 16, 1)
+        a = torch.softmax(att(y), dim=1)[:, :, :, 0].clamp(1e-7, 1 - 1e-7)
+        c = torch.softmax(cla(y), dim=1)[:, :, :, 0]
+        expected = torch.sum(a / torch.sum(a, dim=2)[:, :, None] * c, dim=2)
+        assert torch.allclose(model(x), expected, atol=1e-6)
+
+
+def test_resnet_first_convolution_has_pytorchs_default_init():
+    """The original replaces conv1 by a new 1-channel nn.Conv2d: kaiming_uniform(a=sqrt(5)),
+    i.e. U(-1/7, 1/7) for 7x7 kernels (timm's kaiming_normal fan_out would have std 0.025)."""
+    torch.manual_seed(0)
+    weight = create("resnet", label_dim=2, n_mels=64, target_length=100, depth=18).model.conv1.weight
+    bound = 1 / 7
+    assert weight.abs().max() <= bound and 0.9 < weight.std() / (bound / 3**0.5) < 1.1
+
+
+def test_fnet_original_head_clamps_linear_scores():
+    """The original FNetPooler: clamp(fc(x)) without sigmoid, clamped and renormalised softmax attention."""
+    torch.manual_seed(0)
+    model = small("fnet", head="original").eval()
+    x = torch.randn(2, FRAMES, N_MELS)
+    with torch.no_grad():
+        h = model.input_proj(model.input_norm(x))
+        for layer in model.layers:
+            h = layer(h)
+        scores = model.head.fc_prob(h)
+        assert (scores < 0).any() and (scores > 1).any()
+        a = torch.softmax(model.head.fc_att(h), dim=1).clamp(1e-7, 1 - 1e-7)
+        expected = (scores.clamp(1e-7, 1 - 1e-7) * (a / a.sum(dim=1).unsqueeze(1))).sum(dim=1)
+        assert torch.equal(model(x), expected)
 
 
 def test_parse_overrides_types_values_from_the_command_line():
@@ -307,7 +372,8 @@ def test_missing_weights_raise_one_clear_line(tmp_path, monkeypatch):
     assert "\n" not in msg
     assert "deit_tiny_distilled_patch16_224.pth" in msg and str(tmp_path / "ckpts") in msg
     assert "https://dl.fbaipublicfiles.com/deit/deit_tiny_distilled_patch16_224-b40b3cf7.pth" in msg
-    with pytest.raises(AtdrError, match=r"audioset_10_10_0\.4593\.pth not found.*www\.dropbox\.com/s/cv4knew8mvbrnvq"):
+    with pytest.raises(AtdrError, match=r"audioset_10_10_0\.4593\.pth not found.*atdr download weights audioset_10_10_0\.4593"
+                                        r".*www\.dropbox\.com/s/ca0b1v2nlxzyeb4"):  # egs/audioset/download_models.sh
         create("ast", label_dim=2, n_mels=128, target_length=64, fstride=10, tstride=10, audioset_pretrain=True)
 
 
@@ -347,6 +413,13 @@ def test_model_bundle_round_trip_rebuilds_without_pretraining_files(tmp_path, mo
     (tmp_path / "truncated.pt").write_bytes((tmp_path / "m.pt").read_bytes()[:1000])
     with pytest.raises(AtdrError, match="cannot load checkpoint"):
         ModelBundle.load(tmp_path / "truncated.pt")
+
+
+def test_the_model_zoo_does_not_import_the_model_bundle():
+    """atdr.checkpoint's bundles build models; the zoo reads weight files through atdr.torchfile,
+    below both, so that the two do not import each other."""
+    code = "import sys, atdr.models, atdr.models.convert; sys.exit('atdr.checkpoint' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
 def test_complexity_counts_parameters_and_flops():

@@ -7,6 +7,7 @@ kaldi128) laid out as results/synth/MODEL/seed0, `atdr evaluate` on each and the
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import struct
 from pathlib import Path
@@ -74,8 +75,8 @@ def read_json(path: Path) -> dict:
 
 def test_table_holds_the_inputs(results, comparison):
     table = pd.read_csv(comparison / "table.csv").set_index("model")
-    assert sorted(table.index) == ["all", "linear", "tal"]
-    assert table["mAP"].is_monotonic_decreasing
+    assert list(table.index[-1:]) == ["all"] and sorted(table.index[:2]) == ["linear", "tal"]  # ensembles last
+    assert table["mAP"][:2].is_monotonic_decreasing
     for key, (name, params, frontend, target_length) in RUNS.items():
         run = results / "synth" / key / "seed0"
         summary, metrics = read_json(run / "summary.json"), read_json(run / "eval" / "metrics.json")
@@ -83,6 +84,7 @@ def test_table_holds_the_inputs(results, comparison):
         assert (row.dataset, row.architecture, row.frontend) == ("synth", name, frontend)
         assert (row.seeds, row.device) == (1, "cpu")
         assert row.params == summary["params"]
+        assert (row.train_clips, row.eval_clips) == (32, 16) and pd.isna(row.valid_clips)  # the clips used
         assert row.train_hours == pytest.approx(summary["train_seconds"] / 3600, rel=1e-12)
         for column, value in [("mAP", metrics["best"]["mAP"]), ("mAUC", metrics["best"]["mAUC"]),
                               ("d_prime", metrics["best"]["d_prime"]), ("mAP_ci_low", metrics["best"]["mAP_ci95"][0]),
@@ -95,7 +97,7 @@ def test_table_holds_the_inputs(results, comparison):
         assert row.gflops == pytest.approx(expected.gflops)
     ensemble = table.loc["all"]
     metrics = read_json(results / "synth" / "ensembles" / "all" / "seed0" / "metrics.json")["ensemble"]
-    assert ensemble.architecture == "ensemble" and ensemble.seeds == 1
+    assert ensemble.architecture == "ensemble" and ensemble.seeds == 1 and ensemble.eval_clips == 16
     assert ensemble.mAP == pytest.approx(metrics["mAP"], rel=1e-12)
     assert pd.isna(ensemble.params) and pd.isna(ensemble.gflops)
 
@@ -107,6 +109,7 @@ def test_markdown_and_latex_name_every_model(comparison):
         assert f"| {model} " in md and f"& {model} &" in tex
     header = md.splitlines()[0]
     assert "| acc " not in header  # multilabel: no accuracy column
+    assert re.search(r"\| +train clips \| +eval clips \|", header) and "valid clips" not in header
     assert "WA mAP" not in header and "mAP std" not in header  # empty columns are dropped
 
 
@@ -168,6 +171,14 @@ def test_seeds_and_datasets(results, tmp_path):
         read_seeds([runs[0], runs[0]])
 
 
+def test_ensembles_are_listed_after_the_models_even_when_better(results):
+    seeds = read_seeds(runs_of(results), [results / "synth" / "ensembles" / "all" / "seed0"])
+    seeds.loc[seeds["architecture"] == "ensemble", "mAP"] = 1.0  # the best row by mAP
+    table = comparison_table(seeds)
+    assert list(table["architecture"] == "ensemble") == [False, False, True]
+    assert table["mAP"][:2].is_monotonic_decreasing
+
+
 def compare_error(capsys, *args: str) -> str:
     assert main(["compare", *args]) == 2
     err = capsys.readouterr().err.strip()
@@ -193,3 +204,27 @@ def test_errors_are_one_line(results, tmp_path, capsys):
     assert "expected an ensemble folder" in compare_error(capsys, "--runs", ensemble, "--ensembles", ensemble,
                                                           "--out", out)
     assert not (tmp_path / "out").exists()
+
+
+def test_cross_validation_folds_make_one_row_at_the_epoch_best_on_average(results, tmp_path):
+    """As get_esc_result.py: one epoch for all folds, the best of the fold-mean accuracy."""
+    accs = {1: [0.5, 0.8, 0.6], 2: [0.9, 0.7, 0.7], 3: [0.4, 0.6, 0.9]}  # fold means 0.6, 0.7, 0.733: epoch 3
+    runs = []
+    for k, acc in accs.items():
+        run = tmp_path / "results" / f"esc_fold{k}" / "linear" / "seed0"
+        shutil.copytree(results / "synth" / "linear" / "seed0", run)
+        summary = read_json(run / "summary.json")
+        (run / "summary.json").write_text(json.dumps({**summary, "main_metric": "acc", "selected_on": "eval"}))
+        pd.DataFrame({"epoch": [1, 2, 3], "mAP": [a / 2 for a in acc], "mAUC": acc, "d_prime": acc, "acc": acc,
+                      "train_loss": 1.0, "valid_loss": 1.0}).to_csv(run / "metrics.csv", index=False)
+        runs.append(run)
+    table = comparison_table(read_seeds([*runs, *runs_of(results)])).set_index("dataset")
+    row = table.loc["esc"]
+    at_epoch_3 = [0.6, 0.7, 0.9]
+    assert row["folds"] == 3 and row["seeds"] == 1 and row["main_metric"] == "acc"
+    assert row["acc"] == pytest.approx(sum(at_epoch_3) / 3)  # not the folds' own best epochs (0.867)
+    assert row["fold_std"] == pytest.approx(pd.Series(at_epoch_3).std())
+    assert row["mAP"] == pytest.approx(sum(at_epoch_3) / 6)
+    seconds = read_json(results / "synth" / "linear" / "seed0" / "summary.json")["train_seconds"]
+    assert pd.isna(row["mAP_ci_low"]) and row["train_hours"] == pytest.approx(3 * seconds / 3600)  # all folds
+    assert (table.loc["synth", "folds"] == 1).all() and table.loc["synth", "fold_std"].isna().all()

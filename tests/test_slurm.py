@@ -104,9 +104,9 @@ def finished(cluster, tmp_path_factory):
 
 def test_readme_command_runs_the_workflow_to_the_comparison(cluster, finished):
     workdir, _ = finished
-    table = pd.read_csv(workdir / "results" / "comparison" / "table.csv")
+    table = pd.read_csv(workdir / "results" / "comparison" / "tiny" / "table.csv")
     assert set(table.model) == {"linear", "transformer", "pair"}
-    assert (workdir / "results" / "comparison" / "mAP_by_model.png").stat().st_size > 1000
+    assert (workdir / "results" / "comparison" / "tiny" / "mAP_by_model.png").stat().st_size > 1000
     # one SLURM job per training run, one for the data preparation, one for evaluation and report
     comments = [show_job(record["JobId"]).get("Comment", "") for record in cluster.job_records()]
     assert sorted(c.split("_")[1] for c in comments) == ["prepare", "report", "train", "train", "train", "train"], comments
@@ -176,7 +176,7 @@ def test_preempted_training_job_is_requeued_and_resumes_each_time(cluster, finis
     assert "Trying to restart" not in output
     parts = attempts(log)
     assert [re.search(r"restart (\d+)", p)[1] for p in parts] == ["0", "1", "2", "3"]
-    resumed = [int(re.search(r"resuming \S+ from epoch \d+, step (\d+)", p)[1]) for p in parts[1:]]
+    resumed = [int(re.search(r"resuming \S+ at epoch \d+ \([^)]*; step (\d+)\)", p)[1]) for p in parts[1:]]
     assert resumed == sorted(resumed) and all(step % STEPS_PER_EPOCH for step in resumed), resumed
     assert all("requeueing SLURM job" in p for p in parts[:3])
     assert show_job(re.search(r"SLURM job (\d+)", parts[0])[1])["Restarts"] == "3"

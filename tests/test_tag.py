@@ -210,3 +210,47 @@ def test_clip_shorter_than_the_window_is_padded(trained_run, tmp_path, capsys, s
     assert probs == [t["probability"] for t in window["top"]]  # one window: clip score = window score
     printed = _printed(capsys.readouterr().out)
     assert list(printed) == [str(clip)]  # no "(N windows)" note for a single window
+
+
+def test_every_readable_file_is_tagged_and_each_bad_one_reported(trained_run, tmp_path, capsys, caplog):
+    good = [_write(tmp_path / "a.wav", 1.0), _write(tmp_path / "b.flac", 1.5, rate=22050, seed=1)]
+    folder = tmp_path / "folder.wav"
+    folder.mkdir()
+    (tmp_path / "phone.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A not decodable by libsndfile")
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt garbage")
+    bad = {tmp_path / "absent.wav": "file not found", folder: "a folder, not a file",
+           tmp_path / "phone.m4a": "Format not recognised", tmp_path / "corrupt.wav": "cannot read audio"}
+    out = tmp_path / "tags.json"
+    clips = [good[0], *bad, good[1]]
+    assert main(["-q", "tag", "--run", str(trained_run), "--top-k", "2", "--out", str(out), *map(str, clips)]) == 2
+    captured = capsys.readouterr()
+    assert [h.split("  (")[0] for h in _printed(captured.out)] == [str(good[0]), str(good[1])]
+    assert [r["file"] for r in json.loads(out.read_text())] == [str(good[0]), str(good[1])]
+    errors = [line for line in captured.err.splitlines() if line.startswith("atdr tag: error: ")]
+    assert len(errors) == len(bad)
+    for (path, reason), line in zip(bad.items(), errors):
+        assert str(path) in line and reason in line, line
+    assert "tagged 2 of 6 files; 4 could not be read" in caplog.text
+
+
+@pytest.fixture(scope="module")
+def mel_run(tiny_synth, tmp_path_factory) -> Path:
+    """A tiny mel64 model with a 1 s input (40 frames of 25 ms)."""
+    from conftest import write_run_config
+
+    out = tmp_path_factory.mktemp("mel") / "linear"
+    config = write_run_config(out.parent / "linear.yaml", tiny_synth, {"name": "linear", "params": {"hidden_dim": 16}},
+                              frontend="mel64", target_length=40, train={"epochs": 1})
+    assert main(["-q", "train", "--config", str(config), "--out", str(out)]) == 0
+    return out
+
+
+@pytest.mark.parametrize("samples, windows", [(16000, 1), (16001, 2), (32000, 3), (8000, 1)])
+def test_mel_windows_cover_the_clip_without_an_extra_one(mel_run, tmp_path, samples, windows):
+    """mel64's centred STFT gives 41 frames for 1.000 s: still one 40-frame window (as in training)."""
+    clip = _write(tmp_path / "clip.wav", samples / 16000)
+    out = tmp_path / "tags.json"
+    assert main(["-q", "tag", "--run", str(mel_run), "--out", str(out), str(clip)]) == 0
+    (result,) = json.loads(out.read_text())
+    assert len(result["windows"]) == windows
+    assert result["windows"][-1]["end_s"] == pytest.approx(samples / 16000, abs=1e-3)

@@ -1,6 +1,8 @@
 """The training engine: learned signal, exact resume after SIGTERM, faults and bad configs."""
 
 import json
+import logging
+import re
 import shutil
 import signal
 import subprocess
@@ -23,7 +25,7 @@ TIMING = ["epoch_seconds", "clips_per_s"]  # wall-clock columns: the only ones a
 
 
 def copy_dataset(src: Path, dst: Path) -> Path:
-    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("stats_*"))
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns("stats_*", "*.pack"))
     return dst
 
 
@@ -71,11 +73,13 @@ def _train_cmd(config: Path, out: Path) -> list[str]:
 TINY_LINEAR = {"name": "linear", "params": {"hidden_dim": 32, "dropout": 0.3}}
 
 
-@pytest.mark.parametrize("model, frontend, frames", [(TINY_TAL, "kaldi128", 100), (TINY_LINEAR, "mel64", 40)],
-                         ids=["crnn", "linear-with-dropout"])
-def test_sigterm_saves_and_the_same_command_resumes_bit_identically(tiny_synth, tmp_path, model, frontend, frames):
+@pytest.mark.parametrize("model, frontend, frames, loader", [
+    (TINY_TAL, "kaldi128", 100, "reference"), (TINY_LINEAR, "mel64", 40, "packed")],
+    ids=["crnn-reference-loader", "linear-with-dropout-packed"])
+def test_sigterm_saves_and_the_same_command_resumes_bit_identically(tiny_synth, tmp_path, model, frontend, frames,
+                                                                     loader):
     config = write_run_config(tmp_path / "run.yaml", tiny_synth, model, frontend=frontend, target_length=frames,
-                              augment={"mixup": 0.5, "freqm": 20, "timem": 20},
+                              data={"loader": loader}, augment={"mixup": 0.5, "freqm": 20, "timem": 20},
                               train={"epochs": 3, "log_every": 1, "num_workers": 2, "wa_start": 2})
     assert main(["-q", "train", "--config", str(config), "--out", str(tmp_path / "straight")]) == 0
 
@@ -101,6 +105,37 @@ def test_sigterm_saves_and_the_same_command_resumes_bit_identically(tiny_synth, 
     pd.testing.assert_frame_equal(straight, pd.read_csv(tmp_path / "resumed" / "metrics.csv").drop(columns=TIMING))
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "straight" / "steps.csv"),
                                   pd.read_csv(tmp_path / "resumed" / "steps.csv"))
+
+
+def test_packed_and_reference_loaders_train_the_same_model(tiny_synth, tmp_path):
+    """Without augmentation the two data paths feed the model the same features (to float
+    precision), so the same run trains to the same predictions; once packed (on first use), the
+    packed path reads no audio file."""
+    data = copy_dataset(tiny_synth, tmp_path / "data")
+    runs = {}
+    for loader in ("reference", "packed"):
+        config = write_run_config(tmp_path / f"{loader}.yaml", data, TINY_TAL, data={"loader": loader},
+                                  train={"epochs": 2, "eval_batch_size": 5})
+        assert main(["-q", "train", "--config", str(config), "--out", str(tmp_path / loader)]) == 0
+        runs[loader] = np.load(tmp_path / loader / "predictions.npy")
+    np.testing.assert_allclose(runs["packed"], runs["reference"], atol=1e-4)
+    shutil.rmtree(data / "audio")
+    assert main(["-q", "train", "--config", str(tmp_path / "packed.yaml"), "--out", str(tmp_path / "again")]) == 0
+    assert np.array_equal(np.load(tmp_path / "again" / "predictions.npy"), runs["packed"])
+
+
+@pytest.mark.parametrize("options", [
+    {"optim": {"fused": True}, "train": {"channels_last": True}},
+    pytest.param({"train": {"compile": True}}, marks=pytest.mark.slow),
+], ids=["fused-adam-channels-last", "compile"])
+def test_fast_step_options_train_the_same_model(tiny_synth, tmp_path, options):
+    runs = {}
+    for name, extra in (("plain", {}), ("fast", options)):
+        config = write_run_config(tmp_path / f"{name}.yaml", tiny_synth, TINY_TAL, optim=extra.get("optim", {}),
+                                  train={"epochs": 1, **extra.get("train", {})})
+        assert main(["-q", "train", "--config", str(config), "--out", str(tmp_path / name)]) == 0
+        runs[name] = np.load(tmp_path / name / "predictions.npy")
+    np.testing.assert_allclose(runs["fast"], runs["plain"], atol=5e-3)  # rounding differences, amplified by training
 
 
 def test_validation_split_selects_the_epoch_and_eval_is_reported(tiny_synth, tmp_path):
@@ -149,13 +184,128 @@ def test_finished_run_only_rewrites_its_outputs(trained_run, tmp_path, caplog):
     assert "epoch 1/" not in caplog.text  # nothing was trained again
 
 
-def test_changed_config_starts_over(trained_run, tmp_path, caplog):
+def one_line_error(err: str) -> str:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("atdr train: error: "), lines
+    return lines[0]
+
+
+def test_a_run_folder_of_another_config_is_refused_and_forcing_removes_every_old_output(trained_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)  # trained with weight averaging: wa.pt, predictions_wa.npy
+    (run / "eval").mkdir()
+    (run / "eval" / "metrics.json").write_text("{}")  # `atdr evaluate` of the old run
+    (run / "run.yaml").write_text("the workflow's input: not an output of the run\n")
+    args = ["train", "--config", str(run / "config.yaml"), "--out", str(run), "--set", "optim.lr=0.002",
+            "--set", "train.epochs=1", "--set", "train.wa_start=null"]
+    assert main(args) == 2
+    err = one_line_error(capsys.readouterr().err)
+    assert "holds a run of another config (optim.lr: 0.001 -> 0.002)" in err and "--force" in err
+    assert (run / "checkpoints" / "wa.pt").exists() and len(pd.read_csv(run / "metrics.csv")) == 2  # untouched
+
+    assert main(args + ["--force"]) == 0
+    assert not (run / "checkpoints" / "wa.pt").exists() and not (run / "predictions_wa.npy").exists()
+    assert not (run / "eval").exists() and (run / "run.yaml").exists()
+    assert len(pd.read_csv(run / "metrics.csv")) == 1
+    assert "wa" not in json.loads((run / "summary.json").read_text())
+    assert yaml.safe_load((run / "config.yaml").read_text())["optim"]["lr"] == 0.002
+
+
+def test_a_second_training_on_a_locked_run_folder_stops_naming_the_holder(trained_run, tmp_path):
+    import os
+    import socket
+
+    from atdr import runfolder
+
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
-    assert main(["train", "--config", str(run / "config.yaml"), "--out", str(run), "--set", "optim.lr=0.002",
-                 "--set", "train.epochs=1"]) == 0
-    assert "written for another config" in caplog.text
-    assert len(pd.read_csv(run / "metrics.csv")) == 1
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    with runfolder.claim(run, config):  # this process trains in it
+        second = subprocess.run(_train_cmd(run / "config.yaml", run), capture_output=True, text=True, timeout=120)
+    assert second.returncode == 2
+    err = one_line_error(second.stderr)
+    assert f"{run} is in use by atdr train (pid {os.getpid()} on {socket.gethostname()}" in err
+    assert subprocess.run(_train_cmd(run / "config.yaml", run), capture_output=True, timeout=120).returncode == 0
+
+
+def test_a_new_run_folder_with_empty_subfolders_is_not_taken_for_another_run(tiny_synth, tmp_path, caplog):
+    """Snakemake creates checkpoints/ (the folder of a declared output) before the job starts."""
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    config = write_run_config(tmp_path / "run.yaml", tiny_synth, TINY_TAL, train={"epochs": 1})
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "run")]) == 0
+    assert "another config" not in caplog.text
+
+
+def test_temporary_files_of_a_killed_save_are_removed_at_the_next_start(trained_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    stale = [run / "checkpoints" / ".last.pt.tmp4242", run / ".metrics.csv.tmp4242"]
+    for path in stale:
+        path.write_bytes(b"half a checkpoint")
+    assert main(["-q", "train", "--config", str(run / "config.yaml"), "--out", str(run)]) == 0
+    assert not any(p.exists() for p in stale)
+
+
+def test_out_pointing_at_a_file_is_a_one_line_error(tiny_synth, tmp_path, capsys):
+    config = write_run_config(tmp_path / "run.yaml", tiny_synth, TINY_TAL)
+    target = tmp_path / "results.txt"
+    target.write_text("not a folder\n")
+    assert main(["train", "--config", str(config), "--out", str(target)]) == 2
+    assert f"--out {target} is a file" in one_line_error(capsys.readouterr().err)
+    assert main(["train", "--config", str(config), "--out", str(target / "run")]) == 2
+    assert "cannot create run folder" in one_line_error(capsys.readouterr().err)
+
+
+def test_a_full_disk_is_a_one_line_error_with_the_space_needed(tiny_synth, tmp_path):
+    """A real full file system: a 256 KiB tmpfs mounted in a private mount namespace (root only)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    config = write_run_config(tmp_path / "run.yaml", tiny_synth, TINY_TAL, train={"epochs": 1})
+    script = f"mount -t tmpfs -o size=256k tmpfs {disk} && exec {ATDR} train --config {config} --out {disk / 'run'}"
+    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+                          capture_output=True, text=True, timeout=300)
+    if "mount" in proc.stderr and proc.returncode != 2 or "unshare:" in proc.stderr:
+        pytest.skip(f"cannot mount a small tmpfs here: {proc.stderr.strip()}")
+    assert proc.returncode == 2, proc.stderr
+    err = one_line_error(proc.stderr.splitlines()[-1])
+    assert re.search(rf"no space left on device \(needed about \d+\.\d MB in {disk / 'run' / 'checkpoints'}\)", err)
+
+
+def test_norm_stats_of_another_input_length_are_an_error(tiny_synth, tmp_path, capsys):
+    config = write_run_config(tmp_path / "run.yaml", tiny_synth, TINY_TAL, target_length=100)
+    doc = yaml.safe_load(config.read_text())
+    doc["data"]["target_length"] = 50
+    config.write_text(yaml.safe_dump(doc))
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "run")]) == 2
+    err = one_line_error(capsys.readouterr().err)
+    assert "stats are for target_length 100, the run uses 50" in err and "--target-length 50" in err
+
+
+def test_resuming_between_epochs_names_the_epoch_that_comes_next(tiny_synth, tmp_path, monkeypatch, caplog):
+    """SIGTERM while epoch 1 is evaluated: the run stops between epochs; the resume log says epoch 2."""
+    import os
+
+    from atdr.train import Scoring
+
+    scored = Scoring.epoch
+
+    def preempted_during_evaluation(self, epoch, *args):
+        if epoch == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return scored(self, epoch, *args)
+
+    config = write_run_config(tmp_path / "run.yaml", tiny_synth, TINY_TAL, train={"epochs": 2})
+    argv = ["train", "--config", str(config), "--out", str(tmp_path / "run")]
+    with monkeypatch.context() as m:
+        m.setattr(Scoring, "epoch", preempted_during_evaluation)
+        assert main(argv) == 75
+    assert list(pd.read_csv(tmp_path / "run" / "metrics.csv").epoch) == [1]
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert main(argv) == 0
+    resumed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("resuming")]
+    assert len(resumed) == 1 and "at epoch 2 (1 of 2 epochs finished; step 3)" in resumed[0], resumed
+    assert list(pd.read_csv(tmp_path / "run" / "metrics.csv").epoch) == [1, 2]
 
 
 def test_nan_loss_stops_with_the_step_and_last_good_checkpoint(tiny_synth, tmp_path, capsys):
@@ -167,7 +317,8 @@ def test_nan_loss_stops_with_the_step_and_last_good_checkpoint(tiny_synth, tmp_p
     stats = yaml.safe_load(config.read_text())["data"]
     stats.pop("norm_stats")
     doc = yaml.safe_load(config.read_text())
-    doc["data"] = {**stats, "mean": -5.0, "std": 4.0}  # stats of NaN audio would be NaN themselves
+    # stats of NaN audio would be NaN themselves; the packed path refuses such clips when packing
+    doc["data"] = {**stats, "mean": -5.0, "std": 4.0, "loader": "reference"}
     config.write_text(yaml.safe_dump(doc))
     assert main(["train", "--config", str(config), "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -183,6 +334,49 @@ def test_unreadable_clip_is_logged_once_and_skipped(tiny_synth, tmp_path, caplog
     assert main(["train", "--config", str(config), "--out", str(tmp_path / "run")]) == 0
     warnings = [r.getMessage() for r in caplog.records if "skipping unreadable clip" in r.getMessage()]
     assert len(warnings) == 1 and broken in warnings[0]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["clips"] == {"train": 47, "eval": 24} and summary["unreadable"] == {"train": [broken]}
+
+
+def test_an_unreadable_eval_clip_is_recorded_not_silently_dropped(tiny_synth, tmp_path):
+    data = copy_dataset(tiny_synth, tmp_path / "data")
+    valid = tmp_path / "valid.json"
+    from atdr.data.datafile import write_datafile
+
+    write_datafile(valid, read_datafile(data / "train.json")[:12])
+    config = write_run_config(tmp_path / "run.yaml", data, TINY_TAL, train={"epochs": 2, "wa_start": 1})
+    doc = yaml.safe_load(config.read_text())
+    doc["data"]["valid"] = str(valid)
+    config.write_text(yaml.safe_dump(doc))
+    broken = read_datafile(data / "eval.json")[5].wav
+    Path(broken).write_bytes(b"RIFF, but no audio")
+    assert main(["-q", "train", "--config", str(config), "--out", str(tmp_path / "run")]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["clips"] == {"train": 48, "valid": 12, "eval": 23}
+    assert summary["unreadable"] == {"eval": [broken]}
+    for name in ("predictions", "predictions_ensemble", "predictions_wa", "targets"):
+        assert np.load(tmp_path / "run" / f"{name}.npy").shape == (23, 10), name
+
+
+def test_conversion_notes_are_given_once_per_run(tiny_synth, tmp_path):
+    """44.1 kHz stereo clips read by 2 workers over 3 epochs and 2 scored sets: each note once."""
+    data = copy_dataset(tiny_synth, tmp_path / "data")
+    for clip in read_datafile(data / "train.json")[::2] + read_datafile(data / "eval.json")[::2]:
+        wave, rate = sf.read(clip.wav, dtype="float32")
+        at_44k = np.interp(np.arange(0, len(wave), rate / 44100), np.arange(len(wave)), wave)
+        sf.write(clip.wav, np.stack([at_44k, at_44k], axis=1), 44100)
+    config = write_run_config(tmp_path / "run.yaml", data, TINY_TAL,
+                              train={"epochs": 3, "num_workers": 2, "log_every": 1000})
+    doc = yaml.safe_load(config.read_text())
+    doc["data"].pop("norm_stats")
+    doc["data"].update(mean=-5.0, std=4.0)
+    doc["data"]["valid"] = doc["data"]["eval"]
+    config.write_text(yaml.safe_dump(doc))
+    proc = subprocess.run(_train_cmd(config, tmp_path / "run"), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    notes = [line.split(" ", 1)[1] for line in proc.stderr.splitlines() if " note: " in line]
+    assert sorted(notes) == ["note: downmixing 2-channel clips to mono",
+                             "note: resampling clips from 44100 Hz to 16000 Hz"], proc.stderr
 
 
 @pytest.mark.parametrize("change, message", [

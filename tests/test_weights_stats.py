@@ -55,3 +55,32 @@ def test_norm_stats_file_round_trip_and_errors(tmp_path):
     NormStats(0.0, 0.0, "kaldi128", 1024, 1).write(tmp_path / "zero.json")
     with pytest.raises(AtdrError, match="std > 0"):
         NormStats.read(tmp_path / "zero.json")
+
+
+def test_norm_stats_as_the_original_average_batches_of_augmented_features(tiny_synth, tmp_path):
+    """src/get_norm_stats.py by hand: per batch (in datafile order) the mean and unbiased std of
+    every value of the augmented training features, averaged over batches."""
+    from atdr.cli import main
+    from atdr.config import AugmentConfig
+    from atdr.data.stats import compute_norm_stats_original
+
+    clips = read_datafile(tiny_synth / "train.json")[:10]
+    labels = LabelSet.read(tiny_synth / "class_labels_indices.csv")
+    fe = get_frontend("kaldi128")
+    dataset = AudioDataset(clips, labels, fe, 90, norm=None, augment=AugmentConfig(mixup=0.5, freqm=24, timem=30))
+    stats = compute_norm_stats_original(dataset, batch_size=4, seed=3, progress=False)
+    batches = [np.stack([dataset[(i, 3 * 10 + i)][0].numpy() for i in range(start, min(start + 4, 10))])
+               for start in (0, 4, 8)]  # clip i augmented with seed `seed * clips + i`
+    assert stats.mean == pytest.approx(np.mean([b.astype(np.float64).mean() for b in batches]), rel=1e-9)
+    assert stats.std == pytest.approx(np.mean([b.astype(np.float64).std(ddof=1) for b in batches]), rel=1e-9)
+    assert (stats.method, stats.settings) == ("original", dict(mixup=0.5, mixup_alpha=10.0, freqm=24, timem=30,
+                                                               batch_size=4, seed=3))
+    exact = compute_norm_stats(AudioDataset(clips, labels, fe, 90, norm=None), progress=False)
+    assert exact.method == "exact" and abs(stats.mean - exact.mean) > 0.05  # masks zero parts of the features
+
+    out = tmp_path / "stats.json"
+    args = ["-q", "norm-stats", str(tiny_synth / "train.json"), "--target-length", "90", "--out", str(out)]
+    assert main([*args, "--method", "original", "--batch-size", "4", "--freqm", "24", "--timem", "30"]) == 0
+    written = NormStats.read(out)
+    assert written.settings == dict(mixup=0.5, mixup_alpha=10.0, freqm=24, timem=30, batch_size=4, seed=0)
+    assert main([*args, "--mixup", "0.3"]) == 2  # augmentation settings only with --method original

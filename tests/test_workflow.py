@@ -46,7 +46,7 @@ def finished(tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_default_workflow_produces_the_comparison(finished):
-    out = finished / "results" / "comparison"
+    out = finished / "results" / "comparison" / "config"  # named after config/config.yaml
     for name in FINAL:
         assert (out / name).stat().st_size > 1000, name
     for png in out.glob("*.png"):
@@ -108,14 +108,16 @@ def test_changing_one_models_setting_reruns_only_that_model(finished, tmp_path):
     assert "norm_stats" not in jobs and "synth" not in jobs
 
 
-def test_paper_config_plans_the_full_audioset_dag_without_data(tmp_path):
+def test_paper_config_plans_the_full_audioset_dag_without_data(tmp_path, monkeypatch):
+    monkeypatch.setitem(ENV, "ATDR_CHECKPOINTS", str(tmp_path / "checkpoints"))
     result = snakemake(tmp_path, "-n", config=ROOT / "config" / "paper.yaml")
     assert result.returncode == 0, result.stderr[-2000:]
     paper = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
     runs = len(paper["datasets"]) * len(paper["models"]) * len(paper["seeds"])
     assert planned(result) == {
-        "link_folder": 2, "datafile": 4, "weights": 1, "run_config": runs, "train": runs, "evaluate": runs,
+        "link_folder": 2, "datafile": 4, "pack": 4, "weights": 1, "run_config": runs, "train": runs, "evaluate": runs,
         "ensemble": len(paper["datasets"]) * len(paper["ensembles"]), "compare": 1, "all": 1,
+        "pretrained_weights": 1,  # the ImageNet DeiT of the AST recipes, fetched once
     }
 
 
@@ -125,20 +127,37 @@ def test_lint_has_no_findings(tmp_path):
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda c: c["models"]["linear"].setdefault("augment", {}).update(freqmm=4), "'freqmm' was unexpected"),
-    (lambda c: c["datasets"]["synth"].update(sorce="synth"), "'sorce' was unexpected"),
+    (lambda c: c["models"]["linear"].setdefault("augment", {}).update(freqmm=4),
+     "models.linear.augment: unknown key 'freqmm' (allowed: mixup, mixup_alpha, freqm, timem, noise)"),
+    (lambda c: c["datasets"]["synth"].update(sorce="synth"), "datasets.synth: unknown key 'sorce' (allowed: source, path"),
+    (lambda c: c.update(seeds=["zero"]), "seeds.0: 'zero' is not of type 'integer'"),
+    (lambda c: c["datasets"]["synth"].update(split={"valid": 1.5}), "datasets.synth.split.valid: 1.5 is greater than"),
+    (lambda c: c["datasets"]["synth"].update(segments=["all.csv"]),
+     "datasets.synth: give train_segments and eval_segments (and optionally valid_segments), segments and split"),
     (lambda c: c["models"]["linear"]["model"]["params"].update(hiden_dim=3), "model 'linear' has no hyper-parameter 'hiden_dim'"),
     (lambda c: c["ensembles"].update(pair=["linear", "vgg"]), "ensembles.pair: unknown model 'vgg'"),
     (lambda c: c["models"].update(data=c["models"]["linear"]), "'data' is reserved"),
     (lambda c: c["models"]["crnn"]["data"].update(frontend="mel80"), "target_length has no entry for front-end mel80"),
 ])
-def test_config_mistakes_are_reported_readably(tmp_path, edit, message):
+def test_config_mistakes_are_reported_in_a_few_lines(tmp_path, edit, message):
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     edit(config)
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(config))
     result = snakemake(tmp_path, "-n", config=path)
-    assert result.returncode != 0 and message in result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and message in output, output[-3000:]
+    assert len(output.strip().splitlines()) <= 6 and "$schema" not in output, output  # not the schema
+
+
+def test_each_config_has_its_own_comparison_folder(tmp_path):
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(config))
+    (tmp_path / "named.yaml").write_text(yaml.safe_dump({**config, "name": "small_models"}))
+    for path, folder in (("mine.yaml", "mine"), ("named.yaml", "small_models")):
+        dry = snakemake(tmp_path, "-n", config=tmp_path / path)
+        assert dry.returncode == 0, dry.stderr[-2000:]
+        assert f"results/comparison/{folder}/table.md" in dry.stdout and "results/comparison/table.md" not in dry.stdout
 
 
 def test_schema_file_is_generated_from_the_run_config():
@@ -173,9 +192,9 @@ def test_a_preempted_trainer_is_restarted_and_a_deterministic_failure_is_not(tmp
     trainer = None
     for _ in range(600):  # wait until training is inside epoch 2
         if log.exists() and "epoch 2 step" in log.read_text():
-            job = next(p for p in psutil.process_iter(["cmdline"])
+            job = next(p for p in psutil.process_iter(["cmdline", "cwd"])  # this test's, not another's
                        if p.info["cmdline"] and "--restarts" in p.info["cmdline"]
-                       and p.info["cmdline"][1:4] == ["-m", "atdr", "train"])
+                       and p.info["cmdline"][1:4] == ["-m", "atdr", "train"] and p.info["cwd"] == str(tmp_path))
             trainer = job.children()[0]
             break
         time.sleep(0.2)
@@ -185,7 +204,7 @@ def test_a_preempted_trainer_is_restarted_and_a_deterministic_failure_is_not(tmp
     assert proc.returncode == 0, output[-3000:]
     (attempt,) = _attempts(log)
     assert "the trainer was stopped by SIGTERM after saving its state (pre-empted); starting it again" in attempt
-    assert "resuming results/synth/linear/seed0 from epoch" in attempt
+    assert "resuming results/synth/linear/seed0 at epoch" in attempt
     metrics = pd.read_csv(tmp_path / "results" / "synth" / "linear" / "seed0" / "metrics.csv")
     assert list(metrics.epoch) == [1, 2, 3, 4]
 

@@ -27,7 +27,7 @@ def run(args: argparse.Namespace) -> None:
 
     from atdr.atomic import write_npy
     from atdr.errors import AtdrError
-    from atdr.evaluate import load_predictions, write_report
+    from atdr.evaluate import describe, load_predictions, write_report
     from atdr.run import PREDICTIONS, read_run
 
     if len(args.runs) < 2:
@@ -46,5 +46,4 @@ def run(args: argparse.Namespace) -> None:
     write_npy(out / "targets.npy", targets)
     m = write_report(out, {"ensemble": average}, targets, first.labels, args.bootstrap,
                      info={"members": [str(Path(r)) for r in args.runs], "use": args.use})["ensemble"]
-    log.info("ensemble of %d runs: mAP %.4f, mAUC %.4f, acc %.4f; wrote %s", len(args.runs), m["mAP"], m["mAUC"],
-             m["acc"], out / "metrics.json")
+    log.info("ensemble of %d runs: %s; wrote %s", len(args.runs), describe(m, first.config.data.task), out / "metrics.json")

@@ -27,12 +27,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from atdr.evaluate import load_predictions, write_report
+    from atdr.evaluate import describe, load_predictions, write_report
     from atdr.errors import AtdrError
     from atdr.run import PREDICTIONS, read_run
 
     run_dir = Path(args.run)
     out = Path(args.out) if args.out else run_dir / "eval"
+    run_info = read_run(run_dir)
     if args.data:
         from atdr.checkpoint import ModelBundle
         from atdr.tag import predict_datafile
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> None:
         predictions, targets = predict_datafile(bundle, args.data, args.batch_size, args.workers)
         sets, labels = {args.checkpoint: predictions}, bundle.labels
     else:
-        labels = read_run(run_dir).labels
+        labels = run_info.labels
         sets = {name: load_predictions(run_dir / file) for name, file in PREDICTIONS.items()
                 if (run_dir / file).exists()}
         if "best" not in sets:
@@ -49,7 +50,5 @@ def run(args: argparse.Namespace) -> None:
         targets = load_predictions(run_dir / "targets.npy")
     metrics = write_report(out, sets, targets, labels, args.bootstrap)
     for name, m in metrics.items():
-        ci = f" [{m['mAP_ci95'][0]:.4f}, {m['mAP_ci95'][1]:.4f}]" if "mAP_ci95" in m else ""
-        log.info("%s %s: mAP %.4f%s, mAUC %.4f, d' %.3f, acc %.4f", run_dir, name, m["mAP"], ci, m["mAUC"],
-                 m["d_prime"], m["acc"])
+        log.info("%s %s: %s", run_dir, name, describe(m, run_info.config.data.task))
     log.info("wrote %s", out / "metrics.json")

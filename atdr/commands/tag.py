@@ -1,8 +1,11 @@
 """Tag audio files with a trained model: top-k labels with display names and probabilities.
 
-Any sample rate and channel count is accepted (resampled to 16 kHz, downmixed to mono; said
-once). Files longer than the model's input are tagged in sliding windows: the clip-level score
-is the maximum over windows; --out keeps the per-window scores too (csv or json by extension).
+Any format soundfile decodes (wav, flac, ogg/vorbis, opus, mp3, ...), sample rate and channel
+count is accepted (resampled to 16 kHz, downmixed to mono; said once). Files longer than the
+model's input are tagged in sliding windows: the clip-level score is the maximum over windows;
+--out keeps the per-window scores too (csv or json by extension). Every readable file is tagged;
+each one that is not (not found, a folder, not a readable format) gets an error line, and the
+exit status is then non-zero.
 
 Examples:
   atdr tag clip.wav other.flac --run results/synth/tal/seed0
@@ -18,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("clips", nargs="+", help="audio files (wav, flac, ogg)")
+    p.add_argument("clips", nargs="+", help="audio files (wav, flac, ogg, opus, mp3, ...)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", metavar="DIR", help="run folder: uses DIR/checkpoints/best.pt")
     source.add_argument("--checkpoint", metavar="PT", help="model checkpoint (best.pt, wa.pt or converted)")
@@ -34,7 +37,7 @@ def _top(probs, labels, k: int) -> list[dict]:
             for i in order]
 
 
-def run(args: argparse.Namespace) -> None:
+def run(args: argparse.Namespace) -> int:
     import json
 
     import pandas as pd
@@ -58,9 +61,14 @@ def run(args: argparse.Namespace) -> None:
         raise AtdrError("--hop must be positive")
     tagger = Tagger(bundle)
     k = min(args.top_k, len(labels))
-    results = []
+    results, failed = [], []
     for clip in args.clips:
-        tags = tagger(clip, hop)
+        try:
+            tags = tagger(clip, hop)
+        except AtdrError as e:
+            failed.append(clip)
+            print(f"atdr tag: error: {e}", file=sys.stderr)
+            continue
         top = _top(tags.clip, labels, k)
         windows = [{"start_s": round(float(s), 3), "end_s": round(float(e), 3), "top": _top(p, labels, k)}
                    for s, e, p in zip(tags.starts, tags.ends, tags.windows)]
@@ -69,7 +77,7 @@ def run(args: argparse.Namespace) -> None:
         for t in top:
             print(f"  {t['probability']:.4f}  {t['display_name']}  ({t['mid']})")
         sys.stdout.flush()
-    if args.out:
+    if args.out and results:
         if args.out.endswith(".json"):
             write_text(args.out, json.dumps(results, indent=2) + "\n")
         else:
@@ -83,3 +91,9 @@ def run(args: argparse.Namespace) -> None:
             with atomic_path(args.out) as tmp:
                 pd.DataFrame(rows).to_csv(tmp, index=False)
         log.info("wrote %s", args.out)
+    if failed:
+        if len(args.clips) > 1:
+            log.warning("tagged %d of %d files; %d could not be read (errors above)", len(results), len(args.clips),
+                        len(failed))
+        return 2
+    return 0

@@ -19,6 +19,9 @@ pre-emption notice, `scancel --signal=TERM`, `sbatch --signal=TERM@120`) or at i
 requeues its job with `scontrol requeue`, so SLURM starts it again and it resumes, any number of
 times. A cancelled job is not requeued.
 
+OUT belongs to one run: a second `atdr train` on it stops at once (OUT/.lock names the holder),
+and OUT holding a run of another config is refused; --force deletes that run's outputs first.
+
 GPUs: --gpus N claims N free GPUs (lock files, so concurrent jobs never share one; SLURM's or
 your CUDA_VISIBLE_DEVICES is respected) and, for N > 1, trains data-parallel: through torchrun on
 this machine, or inside a SLURM job as N `srun` tasks over the job's nodes (one run across
@@ -57,6 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR", help="run folder for checkpoints, metrics and predictions")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. optim.lr=1e-4 or model.params.dropout=0.1 (repeatable)")
+    p.add_argument("--force", action="store_true",
+                   help="if OUT holds a run of another config, delete its outputs and start over")
     p.add_argument("--gpus", type=int, default=1, metavar="N",
                    help="GPUs for this run; N > 1 trains with N processes (DDP) (default: %(default)s)")
     p.add_argument("--restarts", type=int, default=0, metavar="N",
@@ -70,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.set)  # fail on a bad config before claiming or starting anything
     with _run_log(args.out):
         if "WORLD_SIZE" in os.environ or os.environ.get(WORKER):
-            return _train_here(cfg, args.out)
+            return _train_here(cfg, args.out, args.force)
         return _launch(args, cfg)
 
 
@@ -80,7 +85,7 @@ def _run_log(out: str):
     log file is replaced each time Snakemake runs the job)."""
     folder = Path(out)
     if folder.exists() and not folder.is_dir():
-        raise AtdrError(f"--out {out} is a file, not a folder")
+        raise AtdrError(f"--out {out} is a file; give a folder for the run's outputs")
     folder.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(folder / "train.log", mode="a")
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
@@ -107,7 +112,7 @@ def _launch(args: argparse.Namespace, cfg: RunConfig) -> int:
              where, os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)"))
     trainers = _trainers(args, cuda, job)
     if trainers is None:
-        return _train_here(cfg, args.out)
+        return _train_here(cfg, args.out, args.force)
     argv, env = trainers
     if args.restarts:
         from atdr.supervise import supervise
@@ -122,7 +127,7 @@ def _trainers(args: argparse.Namespace, cuda: bool, job: str | None) -> tuple[li
     from atdr import slurm
 
     module_args = ["train", "--config", args.config, "--out", args.out, "--gpus", "1",
-                   *[f"--set={item}" for item in args.set]]
+                   *[f"--set={item}" for item in args.set], *["--force"] * args.force]
     if job and args.gpus > 1:  # the GPUs SLURM allocated, on one node or several
         argv, env = slurm.ddp_over_allocation(args.gpus, module_args)
     elif cuda and args.gpus > 1:
@@ -135,7 +140,7 @@ def _trainers(args: argparse.Namespace, cuda: bool, job: str | None) -> tuple[li
     return argv, {**env, WORKER: "1"}
 
 
-def _train_here(cfg: RunConfig, out: str) -> int:
+def _train_here(cfg: RunConfig, out: str, force: bool) -> int:
     """Train in this process; the exit code says how it ended (see the module's doc)."""
     from atdr import slurm
     from atdr.errors import EXIT_PREEMPTED, EXIT_TRANSIENT
@@ -144,7 +149,7 @@ def _train_here(cfg: RunConfig, out: str) -> int:
 
     os.environ.update(slurm.rank_environment())
     try:
-        train(cfg, out)
+        train(cfg, out, force=force)
     except Stopped as e:
         log.warning("%s", e)
         job = slurm.job_id()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +14,24 @@ import torchaudio
 from atdr.errors import AtdrError
 
 SAMPLE_RATE = 16000
+# What soundfile's libsndfile (1.2.2 in the soundfile 0.14 wheel) decodes, by file extension.
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".caf", ".w64")
 
 
 class AudioConversionWarning(UserWarning):
     """A clip was downmixed or resampled on load (said once per kind of conversion)."""
+
+
+def _reason(error: Exception) -> str:
+    """libsndfile's own words (its exception text repeats the path)."""
+    return getattr(error, "error_string", None) or str(error)
+
+
+def _check_file(path: Path) -> None:
+    if path.is_dir():
+        raise AtdrError(f"cannot read audio {path}: a folder, not a file")
+    if not path.exists():
+        raise AtdrError(f"cannot read audio {path}: file not found")
 
 
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, resample: bool = True) -> torch.Tensor:
@@ -25,10 +40,11 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, resample: bool 
     Clips at another rate are resampled (or rejected with `resample=False`). Unreadable or empty
     files raise `AtdrError` naming the file.
     """
+    _check_file(Path(path))
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
-        raise AtdrError(f"cannot read audio {path}: {e}") from None
+        raise AtdrError(f"cannot read audio {path}: {_reason(e)}") from None
     if data.shape[0] == 0:
         raise AtdrError(f"audio {path} is empty (0 samples)")
     if data.shape[1] > 1:
@@ -41,6 +57,32 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, resample: bool 
         warnings.warn(f"resampling clips from {sr} Hz to {sample_rate} Hz", AudioConversionWarning, stacklevel=2)
         wave = torchaudio.functional.resample(wave, sr, sample_rate)
     return wave
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """A clip's header: what `load_audio` will convert (resample, downmix)."""
+
+    sample_rate: int
+    channels: int
+    frames: int
+
+
+def audio_info(path: str | Path, decode: bool = False) -> AudioInfo:
+    """Read a clip's header (and with `decode`, every sample, in blocks); `AtdrError` saying why
+    the clip cannot be used: not found, a folder, not a readable format, corrupt or empty."""
+    path = Path(path)
+    _check_file(path)
+    try:
+        info = sf.info(str(path))
+        if decode:
+            for _ in sf.blocks(str(path), blocksize=1 << 16, dtype="float32"):
+                pass
+    except (sf.LibsndfileError, RuntimeError, OSError) as e:
+        raise AtdrError(f"cannot read audio {path}: {_reason(e)}") from None
+    if info.frames == 0:
+        raise AtdrError(f"audio {path} is empty (0 samples)")
+    return AudioInfo(info.samplerate, info.channels, info.frames)
 
 
 def write_audio(path: str | Path, wave: np.ndarray | torch.Tensor, sample_rate: int = SAMPLE_RATE) -> None:

@@ -1,45 +1,89 @@
 """Training augmentations of the original recipes: waveform mixup, SpecAugment, noise and roll.
 
-Every function draws its randomness from the generator it is given, so an item's augmentation
-is a pure function of its seed (see `atdr.data.sampler`): independent of worker count, and
-repeatable after a resume.
+Each is written once, for a batch (`[B, ...]`, on any device); the per-clip reference dataset
+calls the same code with a batch of one. Every function draws its randomness on the CPU from the
+generator it is given, so the result is the same on the CPU and on a GPU, and a pure function of
+the generator's seed (see `atdr.data.sampler`): independent of worker count, repeatable after a
+resume.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import torch
-import torchaudio
+
+from atdr.data.features import centre
+
+
+def mix(waves: torch.Tensor, partners: torch.Tensor, lam: torch.Tensor, lengths: torch.Tensor | None = None,
+        partner_lengths: torch.Tensor | None = None) -> torch.Tensor:
+    """Mix each clip with its partner as the original loader: `lam·first + (1-lam)·second`, each
+    with its mean removed first, the partner zero-padded or cropped to the clip's length, and the
+    mix's mean removed.
+
+    `waves [B, S]`, `partners [B, S']` with their `lengths` (default: full rows), `lam [B]`.
+    Returns `[B, S]`, zero after each clip's length.
+    """
+    count, width = waves.shape
+    lengths = torch.full((count,), width) if lengths is None else torch.as_tensor(lengths).cpu()
+    first, second = centre(waves, lengths), centre(partners, partner_lengths)
+    second = torch.nn.functional.pad(second[:, :width], (0, max(0, width - second.shape[1])))
+    second = second.masked_fill((torch.arange(width) >= lengths[:, None]).to(second.device), 0.0)
+    lam = lam.to(waves)[:, None]
+    return centre(lam * first + (1.0 - lam) * second, lengths)
 
 
 def mix_waveforms(first: torch.Tensor, second: torch.Tensor, lam: float) -> torch.Tensor:
-    """`lam·first + (1-lam)·second` after removing each mean; `second` padded/cropped to `first`."""
-    first = first - first.mean()
-    second = second - second.mean()
-    if second.shape[0] < first.shape[0]:
-        second = torch.nn.functional.pad(second, (0, first.shape[0] - second.shape[0]))
-    mixed = lam * first + (1.0 - lam) * second[: first.shape[0]]
-    return mixed - mixed.mean()
+    """One clip mixed with one partner (see `mix`)."""
+    return mix(first[None], second[None], torch.tensor([lam]))[0]
 
 
-def spec_augment(features: torch.Tensor, freqm: int, timem: int, seed: int) -> torch.Tensor:
-    """One frequency mask (width < freqm) and one time mask (width < timem) on `[time, freq]`.
+def mask_bands(features: torch.Tensor, freqm: int, timem: int, generator: torch.Generator,
+               value: float = 0.0) -> torch.Tensor:
+    """SpecAugment on `[B, time, freq]`: per example one frequency band (width uniform below
+    `freqm`) and one time band (width uniform below `timem`) set to `value`.
 
-    torchaudio's `FrequencyMasking`/`TimeMasking`, run under a forked RNG seeded with `seed`.
+    torchaudio's `FrequencyMasking` then `TimeMasking` (`mask_along_axis_iid`), drawing the same
+    numbers in the same order: for a batch of one, `torch.manual_seed(s)` with torchaudio and a
+    generator seeded with `s` here give the same masks.
     """
     if freqm <= 0 and timem <= 0:
         return features
-    spec = features.T.unsqueeze(0)  # [1, freq, time], the layout torchaudio expects
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        if freqm > 0:
-            spec = torchaudio.transforms.FrequencyMasking(freqm)(spec)
-        if timem > 0:
-            spec = torchaudio.transforms.TimeMasking(timem)(spec)
-    return spec[0].T
+    count = features.shape[0]
+    bands = {}
+    for axis, bound in ((2, freqm), (1, timem)):
+        size = features.shape[axis]
+        if bound <= 0:
+            bands[axis] = torch.zeros(count, size, dtype=torch.bool)
+            continue
+        width = torch.rand(count, generator=generator) * bound
+        start = torch.rand(count, generator=generator) * (size - width)
+        first, end = start.long(), start.long() + width.long()
+        position = torch.arange(size)
+        bands[axis] = (position >= first[:, None]) & (position < end[:, None])
+    freq, time = bands[2].to(features.device), bands[1].to(features.device)
+    return features.masked_fill(freq[:, None, :] | time[:, :, None], value)
+
+
+def spec_augment(features: torch.Tensor, freqm: int, timem: int, seed: int) -> torch.Tensor:
+    """`mask_bands` on one clip's `[time, freq]` features, seeded with `seed`."""
+    if freqm <= 0 and timem <= 0:
+        return features
+    return mask_bands(features[None], freqm, timem, torch.Generator().manual_seed(seed))[0]
+
+
+def add_noise_and_roll(features: torch.Tensor, generator: torch.Generator, max_shift: int = 10) -> torch.Tensor:
+    """Speech Commands' augmentation on `[B, time, freq]`: add U(0,1)·U(0,1)/10 noise (one
+    scale per example), then roll each example in time by an integer in [-max_shift, max_shift)."""
+    count, frames = features.shape[:2]
+    noise = torch.rand(features.shape, generator=generator) * torch.rand(count, 1, 1, generator=generator) / 10
+    shift = torch.randint(-max_shift, max_shift, (count, 1), generator=generator)
+    source = (torch.arange(frames) - shift) % frames  # torch.roll: out[t] = in[t - shift]
+    noisy = features + noise.to(features.device)
+    return noisy.gather(1, source.to(features.device)[..., None].expand_as(noisy))
 
 
 def noise_and_roll(features: torch.Tensor, rng: np.random.Generator, max_shift: int = 10) -> torch.Tensor:
-    """Speech Commands' augmentation: add U(0,1)·U(0,1)/10 noise, roll by up to ±max_shift frames."""
-    noise = torch.from_numpy(rng.random(features.shape, dtype=np.float32)) * float(rng.random()) / 10
-    return torch.roll(features + noise, int(rng.integers(-max_shift, max_shift)), dims=0)
+    """`add_noise_and_roll` on one clip's `[time, freq]` features, seeded from `rng`."""
+    generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    return add_noise_and_roll(features[None], generator, max_shift)[0]

@@ -9,13 +9,17 @@ are skipped.
 from __future__ import annotations
 
 import json
+import logging
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from atdr.atomic import write_text
 from atdr.data.labels import LabelSet
 from atdr.errors import AtdrError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,8 @@ def read_datafile(path: str | Path, labels: LabelSet | None = None, check_files:
     """Read and validate a datafile.
 
     With `labels`, every label id must be in the class list; with `check_files`, every audio file
-    must exist. Any problem raises `AtdrError` naming the file and the entry.
+    must exist. Any problem raises `AtdrError` naming the file and the entry. Entries that repeat
+    an audio file are kept (a repeat counts twice in training and in scores) and reported.
     """
     path = Path(path)
     try:
@@ -82,6 +87,11 @@ def read_datafile(path: str | Path, labels: LabelSet | None = None, check_files:
         i, wav = missing[0]
         more = f" (and {len(missing) - 1} more missing)" if len(missing) > 1 else ""
         raise AtdrError(f"{path}: entry {i}: audio file not found: {wav}{more}")
+    repeated = {wav: n for wav, n in Counter(os.path.normpath(c.wav) for c in clips).items() if n > 1}
+    if repeated:
+        wav, n = next(iter(repeated.items()))
+        log.warning("%s: %d audio file(s) appear in more than one entry (%s: %d times); each entry counts in training "
+                    "and in the scores", path, len(repeated), wav, n)
     return clips
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import partial
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, default_collate
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from atdr.config import AugmentConfig
 from atdr.data.audio import load_audio
@@ -92,3 +95,43 @@ def collate(batch: list) -> tuple[torch.Tensor, torch.Tensor] | None:
     """`default_collate` without the items that could not be read; `None` if none is left."""
     batch = [item for item in batch if item is not None]
     return default_collate(batch) if batch else None
+
+
+class Batch(NamedTuple):
+    """What a loader of `batch_loader` yields: the collated clips that could be read (`None` when
+    none could) and the dataset indices of those that could not, so that nothing is dropped
+    without a record."""
+
+    clips: Any  # (features [B, time, freq], targets [B, classes]) from `collate`; a WaveBatch from `collate_waves`
+    unreadable: list[int]
+
+
+class _Numbered(Dataset):
+    """A dataset's items with their index: `(index, item)`."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[int, tuple | None]:
+        return (key[0] if isinstance(key, tuple) else key), self.dataset[key]
+
+
+def _collate_numbered(items: list[tuple[int, tuple | None]], collate_fn: Callable[[list], Any]) -> Batch:
+    return Batch(collate_fn([item for _, item in items]), [i for i, item in items if item is None])
+
+
+def reference_inputs(clips: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of `collate`d features and targets, on `device`: the model's `(x, y)`."""
+    features, targets = clips
+    return features.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+
+
+def batch_loader(dataset: Dataset, batch_size: int, collate_fn: Callable[[list], Any] = collate, **kwargs) -> DataLoader:
+    """A DataLoader of `Batch`es of `dataset`, its readable items put together by `collate_fn`
+    (which drops `None` items and returns `None` when none is left); other keyword arguments as
+    DataLoader's."""
+    return DataLoader(_Numbered(dataset), batch_size, collate_fn=partial(_collate_numbered, collate_fn=collate_fn),
+                      **kwargs)

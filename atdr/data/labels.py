@@ -1,9 +1,16 @@
-"""The class list: AudioSet's `class_labels_indices.csv` (index,mid,display_name)."""
+"""The class list: AudioSet's `class_labels_indices.csv` (index,mid,display_name).
+
+AudioSet's own list (527 classes; Gemmeke et al. 2017, CC BY 4.0) ships with atdr as
+`audioset_class_labels_indices.csv`: a class list built from the labels your segment lists use
+takes its display names (and order) from it where the ids are AudioSet's.
+"""
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -84,3 +91,19 @@ class LabelSet:
             quoted = name.replace('"', '""')
             lines.append(f'{i},{mid},"{quoted}"')
         write_text(path, "\n".join(lines) + "\n")
+
+
+@cache
+def audioset_labels() -> LabelSet:
+    """AudioSet's 527 classes, as shipped with atdr."""
+    return LabelSet.read(Path(__file__).with_name("audioset_class_labels_indices.csv"))
+
+
+def labels_for(mids: Iterable[str]) -> LabelSet:
+    """A class list of exactly these label ids. Ids that are AudioSet's get its display names and
+    come first in AudioSet's order; any others follow sorted, named by their id."""
+    audioset = audioset_labels()
+    mids = set(mids)
+    known = sorted((m for m in mids if m in audioset.index), key=audioset.index.get)
+    own = sorted(mids - set(known))
+    return LabelSet(tuple(known + own), tuple([audioset.names[audioset.index[m]] for m in known] + own))

@@ -1,17 +1,24 @@
 """Normalisation statistics of a dataset's features, for `(x - mean) / (2 * std)`.
 
-Mean and standard deviation over every value of every clip's unnormalised, unaugmented features
-as the model sees them (padded/cropped to `target_length`, padding included), accumulated in
-float64. Computed per front-end: kaldi128 and mel64 features have very different ranges.
+Two methods, per front-end (kaldi128 and mel64 features have very different ranges), both over
+the unnormalised features as the model sees them (padded/cropped to `target_length`, padding
+included):
+
+- `exact` (`compute_norm_stats`, the default): mean and standard deviation over every value of
+  every clip's unaugmented features, accumulated in float64.
+- `original` (`compute_norm_stats_original`): as the original `src/get_norm_stats.py`, which
+  gave the paper's fixed numbers: training features augmented (mixup, SpecAugment), the mean
+  and std of each batch of clips, averaged over the batches.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
@@ -27,6 +34,8 @@ class NormStats:
     frontend: str
     target_length: int
     clips: int
+    method: str = "exact"  # or "original"
+    settings: dict = field(default_factory=dict)  # the original method's augmentation, batch size and seed
 
     def write(self, path: str | Path) -> None:
         write_text(path, json.dumps(asdict(self), indent=2) + "\n")
@@ -60,3 +69,31 @@ def compute_norm_stats(dataset: AudioDataset, num_workers: int = 0, progress: bo
         m2 += batch_m2 + delta * delta * count * n / (count + n)
         count += n
     return NormStats(mean, math.sqrt(m2 / count), dataset.frontend.name, dataset.target_length, len(dataset))
+
+
+def compute_norm_stats_original(
+    dataset: AudioDataset, batch_size: int = 1000, seed: int = 0, num_workers: int = 0, progress: bool = True
+) -> NormStats:
+    """Mean/std of `dataset`'s augmented features as `src/get_norm_stats.py` computes them.
+
+    `dataset` (with `norm=None`) augments each clip by its `augment` settings (the script: mixup
+    0.5, freqm 24, timem 192; the paper's numbers used each recipe's own); clip i with seed
+    `seed * len(dataset) + i`. In datafile order, batches of `batch_size` clips; each gives the
+    mean and the (unbiased) standard deviation of all its values; the result averages them over
+    batches, the last, smaller batch weighing as much as the others.
+    """
+    if dataset.norm is not None:
+        raise ValueError("norm stats need unnormalised features (norm=None)")
+    n = len(dataset)
+    keys = [(i, seed * n + i) for i in range(n)]
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=keys, num_workers=num_workers)
+    means, stds = [], []
+    for features, _ in tqdm(loader, desc="norm stats (original)", unit="batch", disable=None if progress else True):
+        x = features.double()
+        means.append(x.mean().item())
+        stds.append(x.std().item())
+    aug = dataset.augment
+    settings = dict(mixup=aug.mixup, mixup_alpha=aug.mixup_alpha, freqm=aug.freqm, timem=aug.timem,
+                    batch_size=batch_size, seed=seed)
+    return NormStats(float(np.mean(means)), float(np.mean(stds)), dataset.frontend.name, dataset.target_length, n,
+                     "original", settings)

@@ -1,7 +1,8 @@
-"""Published weights (ImageNet DeiT, AudioSet AST) read from a local directory; never downloaded.
+"""Published weights (ImageNet DeiT, AudioSet AST) read from a local directory; never downloaded here.
 
 The directory is `$ATDR_CHECKPOINTS`, by default `resources/checkpoints/` (relative to the
-working directory). A missing file is an AtdrError naming the file, the directory and the URL.
+working directory); `atdr download weights NAME` (or the workflow) puts `NAME.pth` there. A
+missing file is an AtdrError naming the file, the directory, the command and the URL.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from atdr.checkpoint import load_state_dict
 from atdr.errors import AtdrError
+from atdr.torchfile import load_state_dict
 
 ENV_VAR = "ATDR_CHECKPOINTS"
 DEFAULT_DIR = "resources/checkpoints"
@@ -22,13 +23,16 @@ def checkpoint_dir() -> Path:
     return Path(os.environ.get(ENV_VAR) or DEFAULT_DIR)
 
 
-def load_pretrained(filename: str, url: str) -> dict[str, torch.Tensor]:
-    """The state dict in `checkpoint_dir()/filename`; unwraps `{"model": state_dict}` (DeiT releases)."""
+def load_pretrained(name: str) -> dict[str, torch.Tensor]:
+    """The state dict of the published weights `name` (see `atdr.download.addresses.WEIGHTS`) in
+    `checkpoint_dir()/name.pth`; unwraps `{"model": state_dict}` (DeiT releases)."""
+    from atdr.download.addresses import WEIGHTS
+
     directory = checkpoint_dir()
-    path = directory / filename
+    path = directory / f"{name}.pth"
     if not path.is_file():
         raise AtdrError(
-            f"pretrained weights {filename} not found in {directory}/ (set {ENV_VAR} to change the directory): "
-            f"download {url} and save it there as {filename}"
+            f"pretrained weights {path.name} not found in {directory}/ (set {ENV_VAR} to change the directory): "
+            f"run `atdr download weights {name}`, or download {WEIGHTS[name].url} and save it there as {path.name}"
         )
     return load_state_dict(path)

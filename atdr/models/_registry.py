@@ -1,9 +1,10 @@
 """The model registry: `@register_model` fills a name -> `ModelSpec` table, `create` is the one way in.
 
 A spec holds everything about a model that is not in its weights: the class, the default
-hyper-parameters (the paper recipe's), the front-end it is trained on, what it outputs, and how
-to map an original checkpoint onto it. The model classes take every hyper-parameter as a
-required keyword; the defaults live here only.
+hyper-parameters (the paper recipe's), the front-end it is trained on, what it outputs, and its
+counterpart in the original code (`Original`: the class, its arguments, and how to map its
+checkpoints onto ours). The model classes take every hyper-parameter as a required keyword; the
+defaults live here only.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from atdr.data.features import get_frontend
 from atdr.errors import AtdrError
 from atdr.models.base import AudioTagger, Output
 
-# A filter maps an original checkpoint's state dict onto the keys and shapes of `model`.
+# A filter maps an original checkpoint's state dict (without DataParallel's `module.` prefix)
+# onto the keys and shapes of `model`.
 CheckpointFilter = Callable[[dict[str, torch.Tensor], AudioTagger], dict[str, torch.Tensor]]
 
 # Default input length per front-end kind, as the recipes pad/crop a 10 s clip.
@@ -29,14 +31,35 @@ _REGISTRY: dict[str, ModelSpec] = {}
 
 
 @dataclass(frozen=True)
+class Original:
+    """A model's class in the original code (lijuncheng16/AudioTaggingDoneRight, or the PSLA/AST
+    code it builds on), what `atdr convert-checkpoint` maps that class's checkpoints from.
+
+    `arguments` gives, for one of our model configs (`AudioTagger.config`), the arguments the
+    original class is built with (its keywords, its `args` namespace or its config dict);
+    `fixed` holds the hyper-parameters the original class always has (a conversion uses them
+    and refuses others).
+    """
+
+    cls: str  # "file:Class", e.g. "src/models/Net_mModal_mgpu.py:TALNet"
+    arguments: Callable[[Mapping[str, Any]], dict[str, Any]]
+    checkpoint_filter: CheckpointFilter = field(repr=False)
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+
+    def describe(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """What a converted checkpoint records about its origin."""
+        return {"class": self.cls, "arguments": self.arguments(config)}
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     name: str
     cls: type[AudioTagger]
     defaults: Mapping[str, Any]
     frontend: str  # "kaldi128" or "mel64": what the paper recipe feeds this model
     description: str
+    original: Original
     aliases: tuple[str, ...] = ()
-    checkpoint_filter: CheckpointFilter | None = field(default=None, repr=False)
     original_precision: str = "fp32"  # what the original code trained it in: `train.precision: auto`
 
     @property
@@ -77,8 +100,8 @@ def register_model(
     defaults: Mapping[str, Any],
     frontend: str,
     description: str,
+    original: Original,
     aliases: tuple[str, ...] = (),
-    checkpoint_filter: CheckpointFilter | None = None,
     original_precision: str = "fp32",
 ) -> Callable[[type[AudioTagger]], type[AudioTagger]]:
     """Class decorator: register `cls` under `name` (and `aliases`) with its default hyper-parameters."""
@@ -88,7 +111,7 @@ def register_model(
         raise ValueError(f"{name}: original_precision must be fp32 or fp16, got {original_precision!r}")
 
     def decorate(cls: type[AudioTagger]) -> type[AudioTagger]:
-        spec = ModelSpec(name, cls, MappingProxyType(dict(defaults)), frontend, description, aliases, checkpoint_filter,
+        spec = ModelSpec(name, cls, MappingProxyType(dict(defaults)), frontend, description, original, aliases,
                          original_precision)
         for key in (name, *aliases):
             if key in _REGISTRY:

@@ -2,8 +2,8 @@
 
 A DeiT distilled ViT from timm (`self.v`, timm's submodule names) reads overlapping 16x16
 patches of the `(freq, time)` spectrogram; the mean of the cls and distillation tokens goes to
-`mlp_head` (LayerNorm + Linear). Outputs logits. The published AST checkpoints load by
-stripping `module.` (see `checkpoint_filter_fn`).
+`mlp_head` (LayerNorm + Linear). Outputs logits. The original's and the published AST
+checkpoints have these names (see `checkpoint_filter_fn`).
 """
 
 from __future__ import annotations
@@ -16,22 +16,27 @@ from torch import nn
 
 from atdr.errors import AtdrError
 from atdr.models._pretrained import load_pretrained
-from atdr.models._registry import register_model
+from atdr.models._registry import Original, register_model
 from atdr.models.base import AudioTagger
 
 PATCH = 16
-# model_size -> (timm architecture, DeiT release hash): the ImageNet weights' file names.
+# model_size -> timm architecture, also the name of its ImageNet weights (atdr.download.addresses).
 DEIT = {
-    "tiny224": ("deit_tiny_distilled_patch16_224", "b40b3cf7"),
-    "small224": ("deit_small_distilled_patch16_224", "649709d9"),
-    "base224": ("deit_base_distilled_patch16_224", "df68dfff"),
-    "base384": ("deit_base_distilled_patch16_384", "d0272ac0"),
+    "tiny224": "deit_tiny_distilled_patch16_224",
+    "small224": "deit_small_distilled_patch16_224",
+    "base224": "deit_base_distilled_patch16_224",
+    "base384": "deit_base_distilled_patch16_384",
 }
-DEIT_URL = "https://dl.fbaipublicfiles.com/deit/{arch}-{hash}.pth"
 # The AudioSet-trained AST (0.4593 mAP): base384, fstride = tstride = 10, 128 x 1024 input.
-AUDIOSET_FILE = "audioset_10_10_0.4593.pth"
-AUDIOSET_URL = "https://www.dropbox.com/s/cv4knew8mvbrnvq/audioset_0.4593.pth?dl=1"
+AUDIOSET_WEIGHTS = "audioset_10_10_0.4593"
 AUDIOSET_GRID = (12, 101)
+
+
+def pretrained_weights(model_size: str, imagenet_pretrain: bool, audioset_pretrain: bool) -> str | None:
+    """The published weights an AST starts from (a name of `atdr download weights`), or None."""
+    if audioset_pretrain:
+        return AUDIOSET_WEIGHTS
+    return DEIT[model_size] if imagenet_pretrain else None
 
 
 def patch_grid(n_mels: int, target_length: int, fstride: int, tstride: int) -> tuple[int, int]:
@@ -65,7 +70,7 @@ def resize_pos_embed(pos_embed: torch.Tensor, grid: tuple[int, int], new_grid: t
 
 
 def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: AudioTagger) -> dict[str, torch.Tensor]:
-    """A published AST state dict -> ours: strip DataParallel's `module.`, drop the unused DeiT heads."""
+    """An original (or published) AST state dict -> ours: the same names; the unused DeiT heads are dropped."""
     return _strip_published(state_dict)
 
 
@@ -83,7 +88,12 @@ def _strip_published(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Ten
     defaults=dict(model_size="base384", fstride=4, tstride=4, imagenet_pretrain=False, audioset_pretrain=False),
     frontend="mel64",
     description="AST: DeiT vision transformer on overlapping spectrogram patches",
-    checkpoint_filter=checkpoint_filter_fn,
+    original=Original(
+        "src/models/ast_models.py:ASTModel",
+        lambda c: dict(label_dim=c["label_dim"], fstride=c["fstride"], tstride=c["tstride"], input_fdim=c["n_mels"],
+                       input_tdim=c["target_length"], model_size=c["model_size"]),
+        checkpoint_filter_fn,
+    ),
     original_precision="fp16",  # the original decorates ASTModel.forward with @autocast()
 )
 class ASTModel(AudioTagger):
@@ -126,7 +136,7 @@ class ASTModel(AudioTagger):
                 "ast: audioset_pretrain needs model_size=base384, fstride=10, tstride=10 and n_mels=128 "
                 f"(the published checkpoint's), got {model_size}, {fstride}, {tstride}, {n_mels}"
             )
-        arch, _ = DEIT[model_size]
+        arch = DEIT[model_size]
         v = timm.create_model(arch, pretrained=False)
         deit_grid = v.patch_embed.grid_size
         v.reset_classifier(0)  # drop the ImageNet heads
@@ -165,9 +175,8 @@ class ASTModel(AudioTagger):
 
 
 def _deit_state(model_size: str) -> dict[str, torch.Tensor]:
-    arch, sha = DEIT[model_size]
-    return load_pretrained(f"{arch}.pth", DEIT_URL.format(arch=arch, hash=sha))
+    return load_pretrained(DEIT[model_size])
 
 
 def _audioset_state() -> dict[str, torch.Tensor]:
-    return _strip_published(load_pretrained(AUDIOSET_FILE, AUDIOSET_URL))
+    return _strip_published(load_pretrained(AUDIOSET_WEIGHTS))

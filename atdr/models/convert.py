@@ -1,19 +1,50 @@
-"""Map an original checkpoint (published AST or PSLA weights) onto an atdr model.
+"""Map a checkpoint of the original code onto an atdr model.
 
-The key mapping of each family lives in its file (`checkpoint_filter_fn`, registered on the
-spec); this module reads, dispatches and checks. `atdr convert-checkpoint` saves the result as
-a model bundle (atdr.checkpoint).
+Each family's file holds its mapping (`checkpoint_filter_fn`, on its spec's `Original`), mostly as
+`rename_keys` rules; this module holds that shared renaming and does the rest: strips
+DataParallel's `module.` prefix, builds the model with the hyper-parameters the original class
+always has, and checks that the weights fit it exactly. `atdr convert-checkpoint` saves the
+result as a model bundle (atdr.checkpoint) that records the original class and arguments.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
 from atdr.errors import AtdrError
-from atdr.models._registry import create, get_spec, list_specs, without_pretraining
+from atdr.models._registry import create, get_spec, without_pretraining
 from atdr.models.base import AudioTagger
+
+# A rule's new name: a template (`\1` for groups), a function of the match, or None (drop the key).
+Rename = str | Callable[[re.Match[str]], str] | None
+
+
+def rename_keys(state_dict: dict[str, torch.Tensor], rules: Sequence[tuple[str, Rename]]) -> dict[str, torch.Tensor]:
+    """`state_dict` with its keys renamed by the first rule whose pattern matches the whole key.
+
+    Keys no rule matches keep their name, so a strict load reports what is not known. Keys that
+    land on one name must hold equal values: the original registers some modules twice (TALNet's
+    `conv<i>` is `conv.<i-1>`), and a file where the two differ is refused.
+    """
+    compiled = [(re.compile(pattern), rename) for pattern, rename in rules]
+    out: dict[str, torch.Tensor] = {}
+    source: dict[str, str] = {}
+    for key, value in state_dict.items():
+        new: str | None = key
+        for pattern, rename in compiled:
+            if m := pattern.fullmatch(key):
+                new = rename(m) if callable(rename) else None if rename is None else m.expand(rename)
+                break
+        if new is None:
+            continue
+        if new in out and not torch.equal(out[new], value):
+            raise AtdrError(f"checkpoint keys {source[new]} and {key} are one weight ({new}) but hold different values")
+        out[new], source[new] = value, key
+    return out
 
 
 def convert_state_dict(
@@ -27,18 +58,25 @@ def convert_state_dict(
 ) -> AudioTagger:
     """Model `name` (default input size: its front-end's) carrying the original `state_dict`'s weights.
 
-    Raises AtdrError if the model has no converter or the weights do not fit it exactly.
+    The hyper-parameters the original class always has (`Original.fixed`, e.g. TAL-trans's
+    shared transformer block) are set; overriding them, or weights that do not fit the model
+    exactly, raise AtdrError.
     """
     spec = get_spec(name)
-    if spec.checkpoint_filter is None:
-        convertible = ", ".join(s.name for s in list_specs() if s.checkpoint_filter)
-        raise AtdrError(f"no converter for model {spec.name!r}: original checkpoints convert for {convertible}")
-    hparams = without_pretraining(spec.hparams(overrides))
+    original = spec.original
+    for key, value in overrides.items():
+        if key in original.fixed and value != original.fixed[key]:
+            raise AtdrError(
+                f"{original.cls} always has {key}={original.fixed[key]!r}: its checkpoints do not convert with "
+                f"{key}={value!r}"
+            )
+    hparams = without_pretraining(spec.hparams({**original.fixed, **overrides}))
     model = create(
         name, label_dim=label_dim, n_mels=n_mels or spec.n_mels, target_length=target_length or spec.target_length,
         **hparams,
     )  # fmt: skip
-    mapped = spec.checkpoint_filter(dict(state_dict), model)
+    unwrapped = {key.removeprefix("module."): value for key, value in state_dict.items()}
+    mapped = original.checkpoint_filter(unwrapped, model)
     ours = model.state_dict()
     missing = sorted(ours.keys() - mapped.keys())
     unexpected = sorted(mapped.keys() - ours.keys())
@@ -55,7 +93,7 @@ def convert_state_dict(
                 for what, keys in (("missing", missing), ("unexpected", unexpected), ("shape", sorted(mismatched)))
                 if keys
             )
-            + " (set --n-mels/--target-length/--label-dim/--set as the checkpoint was trained)"
+            + " (give --frontend, --target-length, --labels and --set as the checkpoint was trained)"
         )
     model.load_state_dict(mapped)
     return model

@@ -6,9 +6,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from atdr.models._registry import register_model
+from atdr.errors import AtdrError
+from atdr.models._registry import Original, register_model
 from atdr.models.base import AudioTagger
-from atdr.models.pooling import FramePooling
+from atdr.models.convert import rename_keys
+from atdr.models.pooling import ClampedAttentionPooling, FramePooling
+
+FNET_HEADS = ("sigmoid", "original")
+# The original's FNetInput (`input.`), FNetEncoder (`encoder.layer.N`) and FNetPooler (`pooler.`).
+FNET_KEYS = [
+    (r"input\.layer_norm\.(.+)", r"input_norm.\1"),
+    (r"input\.hidden_mapping\.(.+)", r"input_proj.\1"),
+    (r"encoder\.layer\.(.+)", r"layers.\1"),
+    (r"pooler\.fc\.(.+)", r"head.fc_prob.\1"),
+    (r"pooler\.att\.(.+)", r"head.fc_att.\1"),
+]
 
 
 class FNetLayer(nn.Module):
@@ -30,25 +42,39 @@ class FNetLayer(nn.Module):
         return self.output_layer_norm(mixed + y)
 
 
+def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: FNet) -> dict[str, torch.Tensor]:
+    """An original FNet state dict -> ours (FNET_KEYS)."""
+    return rename_keys(state_dict, FNET_KEYS)
+
+
 @register_model(
     "fnet",
     defaults=dict(
         num_hidden_layers=50, hidden_size=256, intermediate_size=512, dropout_rate=0.1, layer_norm_eps=1e-12,
-        pooling="att",
+        pooling="att", head="sigmoid",
     ),  # fmt: skip
     frontend="kaldi128",
     description="FNet: Fourier-mixing encoder on frames + pooled frame classifier",
+    original=Original(
+        "src/models/AudioFnet.py:FNet",
+        lambda c: dict(num_hidden_layers=c["num_hidden_layers"], input_size=c["n_mels"], hidden_size=c["hidden_size"],
+                       intermediate_size=c["intermediate_size"], fourier="fft", layer_norm_eps=c["layer_norm_eps"],
+                       dropout_rate=c["dropout_rate"], num_classes=c["label_dim"]),
+        checkpoint_filter_fn,
+        fixed=dict(head="original", pooling="att"),
+    ),
 )
 class FNet(AudioTagger):
     """Frames -> LayerNorm -> Linear(n_mels, hidden_size) -> dropout -> `num_hidden_layers`
-    FNet layers -> `FramePooling`. Defaults are the original's `get_default_config` (input 128
-    mel bins, so kaldi128); no recipe of the paper trains it (run-FNET.sh runs AST).
+    FNet layers -> a head. Defaults are the original's `get_default_config` (input 128 mel
+    bins, so kaldi128); no recipe of the paper trains it (run-FNET.sh runs AST).
 
-    Head, a deliberate change: the original FNetPooler clamps the *linear* frame outputs to
-    [1e-7, 1 - 1e-7] (no sigmoid) before attention pooling. Its output is in [0, 1], but every
-    frame score outside that range gets zero gradient and stays stuck. Here the head is the
-    shared `FramePooling` (sigmoid frame probabilities, softmax attention over time), like
-    the other probability models.
+    `head`: `sigmoid` (default) is the shared `FramePooling` (sigmoid frame probabilities,
+    `pooling` over time), like the other probability models; `original` is the original
+    FNetPooler (`ClampedAttentionPooling`: linear frame scores clamped to [1e-7, 1 - 1e-7],
+    attention pooling), with which original checkpoints convert. The default differs from the
+    original because a clamped linear score outside [1e-7, 1 - 1e-7] gets no gradient and stays
+    stuck.
     """
 
     output = "probs"
@@ -65,15 +91,23 @@ class FNet(AudioTagger):
         dropout_rate: float,
         layer_norm_eps: float,
         pooling: str,
+        head: str,
     ) -> None:
         super().__init__(label_dim=label_dim, n_mels=n_mels, target_length=target_length)
+        if head not in FNET_HEADS:
+            raise AtdrError(f"fnet: head must be one of {', '.join(FNET_HEADS)}, got {head!r}")
+        if head == "original" and pooling != "att":
+            raise AtdrError(f"fnet: head=original pools with attention (pooling=att), got pooling={pooling!r}")
         self.input_norm = nn.LayerNorm(n_mels, eps=layer_norm_eps)
         self.input_proj = nn.Linear(n_mels, hidden_size)
         self.dropout = nn.Dropout(dropout_rate)
         self.layers = nn.ModuleList(
             FNetLayer(hidden_size, intermediate_size, dropout_rate, layer_norm_eps) for _ in range(num_hidden_layers)
         )
-        self.head = FramePooling(hidden_size, label_dim, pooling)
+        if head == "original":
+            self.head = ClampedAttentionPooling(hidden_size, label_dim)
+        else:
+            self.head = FramePooling(hidden_size, label_dim, pooling)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.dropout(self.input_proj(self.input_norm(x)))  # (B, T, H)

@@ -5,9 +5,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from atdr.models._registry import register_model
+from atdr.models._registry import Original, register_model
 from atdr.models.base import AudioTagger
-from atdr.models.pooling import FramePooling
+from atdr.models.convert import rename_keys
+from atdr.models.pooling import FRAME_POOLING_KEYS, FramePooling
+
+
+def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: LinearModel) -> dict[str, torch.Tensor]:
+    """An original LinearModel state dict -> ours: the same names but for the head's."""
+    return rename_keys(state_dict, FRAME_POOLING_KEYS)
 
 
 @register_model(
@@ -15,6 +21,13 @@ from atdr.models.pooling import FramePooling
     defaults=dict(n_layers=3, hidden_dim=128, dropout=0.1, pooling="att"),
     frontend="mel64",
     description="Linear baseline: per-frame linear layers with LayerNorm + pooled frame classifier",
+    original=Original(
+        "src/models/linearModels.py:LinearModel",
+        lambda c: dict(n_layers=c["n_layers"], input_dim=c["n_mels"], hidden_dim=c["hidden_dim"],
+                       label_dim=c["label_dim"]),
+        checkpoint_filter_fn,
+        fixed=dict(pooling="att"),
+    ),
 )
 class LinearModel(AudioTagger):
     """Each frame goes through `Linear(n_mels, hidden_dim)`, then `n_layers` x

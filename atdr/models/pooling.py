@@ -2,10 +2,15 @@
 
 - `FramePooling`: TALNet's head (tal, taltrans, transformer, linear, fnet): a sigmoid frame
   classifier, then one of the pooling functions in `POOLINGS`.
+- `ClampedAttentionPooling`: the original FNet's head (fnet with `head: original`).
 - `AttentionPooling`: PSLA's attention pooling (psla/efficientnet, resnet).
+
+Each comes with the mapping of the original code's parameter names onto it.
 """
 
 from __future__ import annotations
+
+import re
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +21,9 @@ from atdr.errors import AtdrError
 POOLINGS = ("max", "ave", "lin", "exp", "att")
 ACTIVATIONS = ("sigmoid", "softmax", "relu", "linear")
 EPS = 1e-7
+# The original's frame classifier and attention layers (TALNet, TransformerEncoder, Transformer,
+# LinearModel) sit on the model itself; here on its `head` (rename_keys rules).
+FRAME_POOLING_KEYS = [(r"fc_(prob|att)\.(weight|bias)", r"head.fc_\1.\2")]
 
 
 class FramePooling(nn.Module):
@@ -52,6 +60,23 @@ class FramePooling(nn.Module):
             w = p.exp()
             return (p * w).sum(dim=1) / w.sum(dim=1)
         return (p * torch.softmax(self.fc_att(x), dim=1)).sum(dim=1)
+
+
+class ClampedAttentionPooling(nn.Module):
+    """The original FNet's head (FNetPooler): linear frame scores `fc_prob(x)` clamped to
+    [EPS, 1-EPS], no sigmoid (a score outside that range gets no gradient); attention weights
+    `softmax(fc_att(x))` over time, clamped to [EPS, 1-EPS] and renormalised."""
+
+    def __init__(self, dim: int, label_dim: int) -> None:
+        super().__init__()
+        self.fc_prob = nn.Linear(dim, label_dim)
+        self.fc_att = nn.Linear(dim, label_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.fc_prob(x).clamp(EPS, 1 - EPS)  # (B, T, K)
+        a = torch.softmax(self.fc_att(x), dim=1).clamp(EPS, 1 - EPS)
+        a = a / a.sum(dim=1, keepdim=True)
+        return (p * a).sum(dim=1)
 
 
 def _activate(x: torch.Tensor, activation: str) -> torch.Tensor:
@@ -101,3 +126,16 @@ class AttentionPooling(nn.Module):
         if self.head_weight is None:
             return outs[0]
         return (torch.stack(outs, dim=-1) * self.head_weight).sum(dim=-1)
+
+
+_ATTENTION_KEY = re.compile(r"attention\.(att|cla)\.(?:(\d+)\.)?(weight|bias)")
+
+
+def attention_from_original(key: str, value: torch.Tensor) -> tuple[str, torch.Tensor]:
+    """One key of PSLA's attention modules onto `AttentionPooling` (named `attention`): the 1x1
+    convolutions `attention.att[.N]`, `attention.cla[.N]` (no `.N`: one head or mean pooling)
+    become linear layers `attention.att.N`; other keys pass unchanged."""
+    if m := _ATTENTION_KEY.fullmatch(key):
+        kind, head, param = m.groups()
+        return f"attention.{kind}.{head or 0}.{param}", value.flatten(1) if param == "weight" else value
+    return key, value

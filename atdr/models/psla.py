@@ -1,7 +1,8 @@
 """PSLA's CNNs with attention pooling (Gong et al. 2021): `psla` (alias `efficientnet`) and `resnet`.
 
 Backbones from timm; the pooling head is pooling.AttentionPooling. Both average the frequency
-axis of the last feature map, then pool over time, and output probabilities.
+axis of the last feature map (`resnet` can also take the original's reshape instead), then pool
+over time, and output probabilities.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from atdr.errors import AtdrError
-from atdr.models._registry import register_model
+from atdr.models._registry import Original, register_model
 from atdr.models.base import AudioTagger
-from atdr.models.pooling import AttentionPooling
+from atdr.models.pooling import AttentionPooling, attention_from_original
 
 # efficientnet_pytorch builds EfficientNet-B{n} for a fixed image size and pads each stride-2
 # conv for that size ("static same padding"); PSLA trained with it on spectrograms.
@@ -73,13 +74,11 @@ _EXPANDED = {
 }  # fmt: skip
 _DEPTHWISE = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2", **_SE}
 _BLOCK_KEY = re.compile(r"_blocks\.(\d+)\.(\w+)\.(.+)")
-_ATTENTION_KEY = re.compile(r"attention\.(att|cla)\.(?:(\d+)\.)?(weight|bias)")
 
 
 def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: EffNetAttention) -> dict[str, torch.Tensor]:
-    """A PSLA EffNetAttention state dict (`module.` prefix, `effnet._blocks.N._depthwise_conv...`,
-    `attention.att.N` 1x1 convs) -> ours. Keys it does not know pass through unchanged, so a
-    strict load reports them."""
+    """A PSLA EffNetAttention state dict (`effnet._blocks.N._depthwise_conv...`, `attention.att.N`
+    1x1 convs) -> ours. Keys it does not know pass through unchanged, so a strict load reports them."""
     blocks = [
         (f"{s}.{i}", _EXPANDED if hasattr(block, "conv_pwl") else _DEPTHWISE)
         for s, stage in enumerate(model.effnet.blocks)
@@ -87,15 +86,12 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: EffNetAtten
     ]
     out = {}
     for key, value in state_dict.items():
-        key = key.removeprefix("module.")
         if key.startswith("effnet._fc."):
             continue
         if key.startswith("effnet."):
             key = "effnet." + _effnet_key(key.removeprefix("effnet."), blocks)
-        elif m := _ATTENTION_KEY.fullmatch(key):
-            kind, head, param = m.groups()
-            key = f"attention.{kind}.{head or 0}.{param}"
-            value = value.flatten(1) if param == "weight" else value  # 1x1 conv -> linear
+        else:
+            key, value = attention_from_original(key, value)
         out[key] = value
     return out
 
@@ -116,7 +112,11 @@ def _effnet_key(key: str, blocks: list[tuple[str, dict[str, str]]]) -> str:
     defaults=dict(eff_b=2, att_head=4, att_activation="softmax", bn_momentum=0.01),
     frontend="kaldi128",
     description="PSLA: EfficientNet + multi-head attention pooling",
-    checkpoint_filter=checkpoint_filter_fn,
+    original=Original(
+        "src/models/pslaModels.py:EffNetAttention",
+        lambda c: dict(att_act=c["att_activation"], label_dim=c["label_dim"], b=c["eff_b"], head_num=c["att_head"]),
+        checkpoint_filter_fn,
+    ),
 )
 class EffNetAttention(AudioTagger):
     """EfficientNet-B{eff_b} (timm `tf_efficientnet_b*`, 1 input channel) on the `(freq, time)`
@@ -168,36 +168,81 @@ class EffNetAttention(AudioTagger):
         return self.attention(x.mean(dim=2).transpose(1, 2))  # (B, T', C) -> (B, K)
 
 
+# The original ResNetAttention attends over 832 channels: ResNet-50's output on 64 mel bins x
+# 385-416 frames, 2048 x 2 x 13 values, reshaped to (832, 4, 16). (For 128 mel bins it reshapes to
+# 2048 channels, which its 832-channel attention cannot take: that model does not run.)
+ORIGINAL_RESHAPE = (832, 4, 16)
+RESNET_HEADS = ("mean", "original")
+
+
+def _check_original_head(depth: int, n_mels: int, target_length: int) -> None:
+    frames = -(-target_length // 32)  # ResNet's output frames: /32, rounded up
+    if (depth, n_mels, frames) != (50, 64, 13):
+        raise AtdrError(
+            "resnet: head=original (the original's reshape of the ResNet-50 output to 832 x 4 x 16) is defined for "
+            f"depth 50 on 64 mel bins x 385-416 frames only, got depth {depth}, {n_mels} x {target_length} "
+            "(head=mean takes any size)"
+        )
+
+
+def resnet_checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: ResNetAttention) -> dict[str, torch.Tensor]:
+    """An original ResNetAttention state dict -> ours: its torchvision ResNet-50 (`model.`) has
+    timm's names already; its `attention.att`/`attention.cla` 1x1 convs become linear layers."""
+    return dict(attention_from_original(key, value) for key, value in state_dict.items())
+
+
 @register_model(
     "resnet",
-    defaults=dict(depth=50, att_activation="softmax"),
+    defaults=dict(depth=50, att_activation="softmax", head="mean"),
     frontend="mel64",
     description="PSLA ResNet-50 (depth 18-152) + single-head attention pooling",
+    original=Original(
+        "src/models/pslaModels.py:ResNetAttention",
+        lambda c: dict(n_class=c["label_dim"], n_mels=c["n_mels"], target_length=c["target_length"],
+                       att_activation=c["att_activation"]),
+        resnet_checkpoint_filter_fn,
+        fixed=dict(depth=50, head="original"),
+    ),
 )
 class ResNetAttention(AudioTagger):
-    """ResNet-`depth` (timm, 1 input channel, torchvision's init; the paper: 50) on the
-    `(freq, time)` spectrogram, mean over the frequency axis, then single-head `AttentionPooling`.
+    """ResNet-`depth` (timm, 1 input channel; the paper: 50) on the `(freq, time)` spectrogram,
+    then single-head `AttentionPooling` over one of two inputs (`head`):
 
-    Difference from the original: it reshapes the flattened ResNet output to
-    `[batch, 2048, 4, n_mels // 4]` (128 mel bins) or `[batch, 832, 4, 16]` (64 mel bins)
-    and averages the 4-row axis. For 128 x 1024 input that is this frequency mean; for 64 mel
-    bins it scrambles channels, frequency and time together (and its attention takes 832
-    "channels"). Here the frequency mean is taken for every input size (2048 channels), so
-    checkpoints of the original's 64-bin model do not load. Paper recipe (run-psla-res.sh):
-    softmax attention, mel64 x 400 frames, no ImageNet weights.
+    - `mean` (default): the last feature map averaged over frequency, attention over time
+      (2048 channels for ResNet-50); any input size.
+    - `original`: the original ResNetAttention's. The flattened ResNet-50 output
+      (2048 x 2 x 13 values) is reshaped to `(832, 4, 16)`, mixing channels, frequency and
+      time, averaged over the axis of 4, and attended over the axis of 16. Defined where the
+      original runs: ResNet-50 on 64 mel bins x 385-416 frames (the paper's recipe: 400);
+      original checkpoints convert with it.
+
+    Initialised as the original: torchvision's ResNet init (timm's is the same), except the
+    1-channel first convolution, a new `nn.Conv2d` there (PyTorch's default init). Paper recipe
+    (run-psla-res.sh): softmax attention, head original, mel64 x 400, no ImageNet weights.
     """
 
     output = "probs"
 
-    def __init__(self, *, label_dim: int, n_mels: int, target_length: int, depth: int, att_activation: str) -> None:
+    def __init__(
+        self, *, label_dim: int, n_mels: int, target_length: int, depth: int, att_activation: str, head: str
+    ) -> None:
         super().__init__(label_dim=label_dim, n_mels=n_mels, target_length=target_length)
         if depth not in (18, 34, 50, 101, 152):
             raise AtdrError(f"resnet: depth must be 18, 34, 50, 101 or 152, got {depth}")
+        if head not in RESNET_HEADS:
+            raise AtdrError(f"resnet: head must be one of {', '.join(RESNET_HEADS)}, got {head!r}")
         self.model = timm.create_model(
             f"resnet{depth}", pretrained=False, in_chans=1, num_classes=0, global_pool="", zero_init_last=False
         )
-        self.attention = AttentionPooling(self.model.num_features, label_dim, 1, att_activation)
+        self.model.conv1.reset_parameters()
+        self.original_head = head == "original"
+        if self.original_head:
+            _check_original_head(depth, n_mels, target_length)
+        channels = ORIGINAL_RESHAPE[0] if self.original_head else self.model.num_features
+        self.attention = AttentionPooling(channels, label_dim, 1, att_activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.model.forward_features(x.transpose(1, 2).unsqueeze(1))  # (B, 2048, F', T')
-        return self.attention(x.mean(dim=2).transpose(1, 2))  # (B, T', 2048) -> (B, K)
+        if self.original_head:
+            x = x.reshape(x.shape[0], *ORIGINAL_RESHAPE)  # (B, 832, 4, 16)
+        return self.attention(x.mean(dim=2).transpose(1, 2))  # (B, T', C) -> (B, K)

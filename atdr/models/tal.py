@@ -7,15 +7,18 @@ probabilities. The original hard-codes 527 classes; here `label_dim` sets them.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from atdr.errors import AtdrError
-from atdr.models._registry import register_model
+from atdr.models._registry import Original, register_model
 from atdr.models.base import AudioTagger
-from atdr.models.pooling import FramePooling
+from atdr.models.convert import rename_keys
+from atdr.models.pooling import FRAME_POOLING_KEYS, FramePooling
 from atdr.models.transformer import EncoderLayer, init_xavier
 
 
@@ -124,6 +127,32 @@ def sinusoid_table(length: int, dim: int) -> torch.Tensor:
     return table
 
 
+# The original's conv stack: the ModuleList `conv`, each block registered a second time as
+# `conv<i+1>` (rename_keys rules onto ConvFront).
+CONV_KEYS = [
+    (r"conv\.(\d+)\.(.+)", r"conv.layers.\1.\2"),
+    (r"conv(\d+)\.(.+)", lambda m: f"conv.layers.{int(m[1]) - 1}.{m[2]}"),
+]
+
+
+def _conv_arguments(c: Mapping[str, Any]) -> dict[str, Any]:
+    """The original's `args` for the conv stack (run.py turns kernel_size into a tuple)."""
+    keys = ("n_mels", "embedding_size", "n_conv_layers", "n_pool_layers", "batch_norm", "dropout", "pooling")
+    return {**{k: c[k] for k in keys}, "kernel_size": parse_kernel(c["kernel_size"])}
+
+
+def tal_checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: TALNet) -> dict[str, torch.Tensor]:
+    """An original TALNet state dict -> ours: the conv stack and head renamed, `gru` as is."""
+    return rename_keys(state_dict, CONV_KEYS + FRAME_POOLING_KEYS)
+
+
+def taltrans_checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: TALTrans) -> dict[str, torch.Tensor]:
+    """An original TransformerEncoder state dict -> ours: its one `enc_layer` is `layers.0`, its
+    positional-encoding buffer (`positional_encoding.pe`) is recomputed here."""
+    rules = [(r"enc_layer\.(.+)", r"layers.0.\1"), (r"positional_encoding\.pe", None)]
+    return rename_keys(state_dict, CONV_KEYS + FRAME_POOLING_KEYS + rules)
+
+
 _CONV_DEFAULTS = dict(n_conv_layers=10, n_pool_layers=5, kernel_size="3", batch_norm=True, dropout=0.0, pooling="att")
 
 
@@ -132,6 +161,7 @@ _CONV_DEFAULTS = dict(n_conv_layers=10, n_pool_layers=5, kernel_size="3", batch_
     defaults=dict(embedding_size=2048, **_CONV_DEFAULTS),
     frontend="kaldi128",
     description="TALNet CRNN: conv stack + bidirectional GRU + pooled frame classifier",
+    original=Original("src/models/Net_mModal_mgpu.py:TALNet", _conv_arguments, tal_checkpoint_filter_fn),
 )
 class TALNet(AudioTagger):
     """TALNet (Wang et al.): `ConvFront`, a bidirectional GRU (embedding_size/2 per direction),
@@ -185,6 +215,13 @@ class TALNet(AudioTagger):
     ),  # fmt: skip
     frontend="mel64",
     description="TAL-trans: TALNet's conv stack + transformer encoder + pooled frame classifier",
+    original=Original(
+        "src/models/Net_mModal_mgpu.py:TransformerEncoder",
+        lambda c: dict(_conv_arguments(c), n_trans_layers=c["n_trans_layers"], addpos=c["addpos"],
+                       transformer_dropout=c["transformer_dropout"], target_length=c["target_length"]),
+        taltrans_checkpoint_filter_fn,
+        fixed=dict(share_trans_weights=True),
+    ),
 )
 class TALTrans(AudioTagger):
     """TAL-trans (the original `TransformerEncoder`): `ConvFront`, `n_trans_layers` post-norm

@@ -11,9 +11,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from atdr.errors import AtdrError
-from atdr.models._registry import register_model
+from atdr.models._registry import Original, register_model
 from atdr.models.base import AudioTagger
-from atdr.models.pooling import FramePooling
+from atdr.models.convert import rename_keys
+from atdr.models.pooling import FRAME_POOLING_KEYS, FramePooling
 
 N_HEADS = 8
 
@@ -76,11 +77,21 @@ def init_xavier(model: nn.Module, head: FramePooling) -> None:
     head.init_xavier()
 
 
+def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: Transformer) -> dict[str, torch.Tensor]:
+    """An original Transformer state dict -> ours: the same names but for the head's."""
+    return rename_keys(state_dict, FRAME_POOLING_KEYS)
+
+
 @register_model(
     "transformer",
     defaults=dict(embedding_size=1024, n_trans_layers=2, dropout=0.0, pooling="att"),
     frontend="mel64",
     description="Transformer: linear embedding + post-norm encoder layers, max-pool time /4, pooled frame classifier",
+    original=Original(
+        "src/models/Net_mModal_mgpu.py:Transformer",
+        lambda c: {k: c[k] for k in ("n_mels", "embedding_size", "n_trans_layers", "dropout", "pooling")},
+        checkpoint_filter_fn,
+    ),
 )
 class Transformer(AudioTagger):
     """The original `Transformer`: `linear_in` + LayerNorm embeds each frame, `n_trans_layers`

@@ -4,6 +4,7 @@ from pathlib import Path
 import atdr.slurm as atdr_slurm
 import atdr.workflow as atdr_workflow
 from atdr.errors import AtdrError
+from atdr.models._pretrained import checkpoint_dir
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import validate
@@ -16,18 +17,23 @@ shell.prefix(
 
 if not config:
     raise WorkflowError("no config: run from the repository root (the default profile loads config/config.yaml) or pass --configfile")
-validate(config, "../schemas/config.schema.yaml")
-if not workflow.remote_exec:  # checked once, by the main process: a cluster job's Snakemake starts faster
-    try:
+try:
+    atdr_workflow.check_schema(config)  # a mistake in one line, not the schema
+    validate(config, "../schemas/config.schema.yaml")  # fills in the defaults
+    config["datasets"] = atdr_workflow.prepare(config["datasets"])  # cross-validation folds, download folders
+    if not workflow.remote_exec:  # checked once, by the main process: a cluster job's Snakemake starts faster
         atdr_workflow.check(config)
-    except AtdrError as e:
-        raise WorkflowError(f"config: {e}")
+except AtdrError as e:
+    raise WorkflowError(f"config: {e}")
 
 DATASETS = list(config["datasets"])
 MODELS = list(config["models"])
 SEEDS = [str(s) for s in config["seeds"]]
 ENSEMBLES = list(config["ensembles"])
 RESULTS = atdr_workflow.RESULTS
+COMPARISON = atdr_workflow.comparison_dir(config, workflow.configfiles)
+CHECKPOINTS = str(checkpoint_dir())  # published weights ($ATDR_CHECKPOINTS or resources/checkpoints)
+STORES = atdr_workflow.stores(config)  # download folders, by key
 
 
 def choice(names):
@@ -35,8 +41,8 @@ def choice(names):
     return "|".join(re.escape(n) for n in names) or "(?!)"
 
 
-def of_source(source):
-    return [d for d, ds in config["datasets"].items() if ds["source"] == source]
+def of_source(*sources):
+    return [d for d, ds in config["datasets"].items() if ds["source"] in sources]
 
 
 wildcard_constraints:
@@ -52,14 +58,40 @@ def download_dir(w):
 
 
 def segment_names(dataset):
-    ds = config["datasets"][dataset]
-    return " ".join(ds["train_segments"] + ds["eval_segments"])
+    """The segment lists a dataset names (those to split, or those of its splits)."""
+    return atdr_workflow.segment_lists(config["datasets"][dataset])
 
 
-def segment_args(w):
-    """`--segments FILE` for each segment list of a split (train or eval)."""
-    names = config["datasets"][w.dataset][f"{w.split}_segments"]
-    return " ".join(f"--segments {download_dir(w)}/{name}" for name in names)
+def split_inputs(w):
+    return atdr_workflow.source_files(config, w.dataset, config["datasets"][w.dataset]["segments"])
+
+
+def datafile_segments(w):
+    """The segment list(s) of a split: written by the split rule, named in the config, or (for a
+    download) the official lists linked in with the clips."""
+    ds = config["datasets"][w.dataset]
+    if "split" in ds:
+        return [f"{atdr_workflow.data_dir(w.dataset)}/{w.split}_segments.csv"]
+    if ds["source"] in atdr_workflow.NETWORK_SOURCES:
+        return [f"{download_dir(w)}/{name}" for name in ds[f"{w.split}_segments"]]
+    return atdr_workflow.source_files(config, w.dataset, ds[f"{w.split}_segments"])
+
+
+def tracked_segments(w):
+    """The segment lists of a split that are inputs, so that an edit re-runs what it reaches; all
+    but a download's, which are put in place with its clips."""
+    if config["datasets"][w.dataset]["source"] in atdr_workflow.NETWORK_SOURCES:
+        return []
+    return datafile_segments(w)
+
+
+def class_list_source(w):
+    """A folder's own class list, as an input (an edit re-runs everything it reaches)."""
+    return atdr_workflow.source_files(config, w.dataset, ["class_labels_indices.csv"])
+
+
+def derived_classes(w):
+    return atdr_workflow.derived_classes(config, w.dataset, segment_names(w.dataset))
 
 
 def run_path(w):
@@ -67,13 +99,17 @@ def run_path(w):
 
 
 def train_inputs(w):
-    """Datafiles, class list, weights and norm stats a run reads."""
+    """Datafiles (and their packed stores), class list, weights, norm stats and published weights a run reads."""
     data = atdr_workflow.data_dir(w.dataset)
+    splits = atdr_workflow.splits(config, w.dataset)
+    packed = config["datasets"][w.dataset]["loader"] == "packed"
     inputs = {
         "config": f"{run_path(w)}/run.yaml",
-        "train": f"{data}/train.json",
-        "eval": f"{data}/eval.json",
+        **{split: f"{data}/{split}.json" for split in splits},
+        "stores": [f"{data}/{split}.pack" for split in splits if packed],
         "labels": f"{download_dir(w)}/class_labels_indices.csv",
+        # published weights: a fresh copy of the same file does not retrain
+        "pretrained": [ancient(f"{CHECKPOINTS}/{name}.pth") for name in atdr_workflow.pretrained_weights(config, w.dataset, w.model)],
     }
     if config["datasets"][w.dataset]["balanced_sampling"]:
         inputs["weights"] = f"{data}/train_weight.csv"
@@ -98,10 +134,10 @@ def ensemble_dirs():
 def final_targets():
     """The comparison table and figures, and every run's best checkpoint (deleting one
     retrains only that run and what depends on it)."""
-    tables = [f"{RESULTS}/comparison/table.{ext}" for ext in ("csv", "md", "tex")]
-    figures = [f"{RESULTS}/comparison/{name}.png" for name in ("mAP_by_model", "per_class_ap", "training_curves", "mAP_vs_params")]
+    tables = [f"{COMPARISON}/table.{ext}" for ext in ("csv", "md", "tex")]
+    figures = [f"{COMPARISON}/{name}.png" for name in ("mAP_by_model", "per_class_ap", "training_curves", "mAP_vs_params")]
     checkpoints = [f"{run}/checkpoints/best.pt" for run in run_dirs()]
-    return tables + figures + [f"{RESULTS}/comparison/mAP_by_model.pdf"] + checkpoints
+    return tables + figures + [f"{COMPARISON}/mAP_by_model.pdf"] + checkpoints
 
 
 onstart:

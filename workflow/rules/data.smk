@@ -1,12 +1,15 @@
-# Stage 1: raw data (synthesised, or an AudioSet-layout folder) -> json datafiles -> sample weights.
-# Both sources leave the same layout in results/{dataset}/download: class_labels_indices.csv,
-# the segment lists named in the config, and audio/.
+# Stage 1: raw data (synthesised, a folder of recordings, or downloaded: download.smk) -> [split] ->
+# json datafiles -> packed stores (the fast data path) and sample weights. Every source leaves the same layout in
+# results/{dataset}/download: class_labels_indices.csv, the segment lists and audio/. The segment
+# lists and a folder's class list are inputs of the rules that read them: editing one re-runs what
+# it reaches, and nothing else (a download's official lists are fixed).
 
 
 rule synth:
     output:
         labels=f"{RESULTS}/{{dataset}}/download/class_labels_indices.csv",
         audio=directory(f"{RESULTS}/{{dataset}}/download/audio"),
+        segments=[f"{RESULTS}/{{dataset}}/download/{name}" for name in ("balanced_train_segments.csv", "eval_segments.csv")],
     params:
         out=download_dir,
         synth=lambda w: atdr_workflow.canonical(config["datasets"][w.dataset]["synth"]),
@@ -22,13 +25,16 @@ rule synth:
 
 
 rule link_folder:
+    input:
+        class_list_source,
     output:
         labels=f"{RESULTS}/{{dataset}}/download/class_labels_indices.csv",
         audio=directory(f"{RESULTS}/{{dataset}}/download/audio"),
     params:
         source=lambda w: config["datasets"][w.dataset]["path"],
         out=download_dir,
-        segments=lambda w: segment_names(w.dataset),
+        segments=lambda w: " ".join(segment_names(w.dataset)),
+        classes=derived_classes,  # without a class list in the folder: re-link when the labels used change
     wildcard_constraints:
         dataset=choice(of_source("folder")),
     conda:
@@ -39,24 +45,47 @@ rule link_folder:
         "python -m atdr link {params.source:q} {params.out} --segments {params.segments} 2> {log}"
 
 
+rule split:
+    input:
+        segments=split_inputs,
+        checked=f"{RESULTS}/{{dataset}}/download/class_labels_indices.csv",  # after the source was checked
+    output:
+        [f"{RESULTS}/{{dataset}}/data/{split}_segments.csv" for split in ("train", "valid", "eval")],
+    params:
+        split=lambda w: atdr_workflow.canonical(config["datasets"][w.dataset]["split"]),
+        out=lambda w: atdr_workflow.data_dir(w.dataset),
+    conda:
+        "../../envs/atdr.yaml"
+    log:
+        f"{RESULTS}/logs/{{dataset}}/split.log",
+    shell:
+        "python -m atdr split {input.segments:q} --valid {params.split[valid]} --eval {params.split[eval]}"
+        " --seed {params.split[seed]} --out {params.out} 2> {log}"
+
+
 rule datafile:
     input:
+        segments=tracked_segments,
         labels=f"{RESULTS}/{{dataset}}/download/class_labels_indices.csv",
         audio=f"{RESULTS}/{{dataset}}/download/audio",
     output:
         datafile=f"{RESULTS}/{{dataset}}/data/{{split}}.json",
         missing=f"{RESULTS}/{{dataset}}/data/{{split}}_missing.csv",
+        unreadable=f"{RESULTS}/{{dataset}}/data/{{split}}_unreadable.csv",
     wildcard_constraints:
-        split="train|eval",
+        split="train|valid|eval",
     params:
-        segments=segment_args,
+        segments=datafile_segments,
+        verify=lambda w: "--verify" if config["datasets"][w.dataset]["verify"] else "",
+    threads: 8  # clips probed at once (I/O bound)
     conda:
         "../../envs/atdr.yaml"
     log:
         f"{RESULTS}/logs/{{dataset}}/datafile_{{split}}.log",
     shell:
-        "python -m atdr prep {params.segments} --audio {input.audio} --labels {input.labels}"
-        " --out {output.datafile} --missing {output.missing} 2> {log}"
+        "python -m atdr prep --segments {params.segments:q} --audio {input.audio} --labels {input.labels}"
+        " --out {output.datafile} --missing {output.missing} --unreadable {output.unreadable} {params.verify}"
+        " --workers {threads} 2> {log}"
 
 
 rule weights:
@@ -71,3 +100,28 @@ rule weights:
         f"{RESULTS}/logs/{{dataset}}/weights.log",
     shell:
         "python -m atdr weights {input.datafile} --labels {input.labels} --out {output} 2> {log}"
+
+
+rule pack:
+    input:
+        f"{RESULTS}/{{dataset}}/data/{{split}}.json",
+    output:
+        store=f"{RESULTS}/{{dataset}}/data/{{split}}.pack",
+        undecodable=f"{RESULTS}/{{dataset}}/data/{{split}}_undecodable.csv",
+    wildcard_constraints:
+        split="train|valid|eval",
+    params:
+        codec=lambda w: config["datasets"][w.dataset]["pack_codec"],
+    threads: 4
+    resources:
+        mem_mb=4000,
+        runtime=6 * 60,  # AudioSet's full training set: two million clips decoded once
+    conda:
+        "../../envs/atdr.yaml"
+    log:
+        f"{RESULTS}/logs/{{dataset}}/pack_{{split}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{dataset}}/pack_{{split}}.tsv"
+    shell:
+        "python -m atdr pack {input} --out {output.store} --report {output.undecodable} --codec {params.codec}"
+        " --workers {threads} 2> {log}"

@@ -1,6 +1,7 @@
 # Stage 3: one training job per (dataset, model, seed). The run config is written by its own rule
 # so that a changed setting re-runs exactly the runs it reaches. Training resumes from
-# checkpoints/last.pt (not a declared output, so Snakemake keeps it) after pre-emption or a restart.
+# checkpoints/last.pt (not a declared output, so Snakemake keeps it) after pre-emption or a restart;
+# with a changed run config, --force clears every output of the old run first.
 
 
 rule run_config:
@@ -46,4 +47,4 @@ rule train:
     # replace this log), is appended to the run folder's train.log.
     shell:
         "exec python -m atdr train --config {input.config} --out {params.out} --gpus {params.gpus} --restarts 3"
-        " --set train.num_workers={params.workers} 2> {log}"
+        " --set train.num_workers={params.workers} --force 2> {log}"

@@ -1,0 +1,96 @@
+"""The two data paths behind one interface: clips -> loaders -> the model's `(x, y)` on its device.
+
+- `ReferenceLoaders` (`data.loader: reference`): the original loader's way, one clip at a time
+  in the data workers: decode, resample, features, augmentation, normalisation
+  (`atdr.data.dataset.AudioDataset`). The reference the fast path is checked against.
+- `PackedLoaders` (`data.loader: packed`, the default): the workers only read 16 kHz waveforms
+  from a packed store (`atdr pack`: one memory-mapped file per datafile, `<stem>.pack` beside
+  it); mixup, features, SpecAugment and normalisation run once per batch where the model is
+  (`atdr.data.pipeline.BatchPipeline`). Without augmentation both paths give the same features.
+
+The training loop chooses one at set-up and then only calls `loader`, `train_inputs` and
+`eval_inputs`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from atdr.config import AugmentConfig
+from atdr.data.dataset import AudioDataset, batch_loader, reference_inputs
+from atdr.data.datafile import Clip
+from atdr.data.features import FrontEnd
+from atdr.data.labels import LabelSet
+from atdr.data.pack import PackedDataset, PackedStore, pack
+from atdr.data.pipeline import BatchPipeline, WaveBatch, collate_waves
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReferenceLoaders:
+    """Features made per clip in the data workers (`AudioDataset`)."""
+
+    labels: LabelSet
+    frontend: FrontEnd
+    target_length: int
+    norm: tuple[float, float]
+    augment: AugmentConfig
+    skip_unreadable: bool
+
+    def loader(self, datafile: Path, clips: list[Clip], batch_size: int, sampler: Sampler | None = None,
+               **kwargs) -> DataLoader:
+        """Batches of `clips`: augmented training items when `sampler` gives `(index, seed)` keys."""
+        dataset = AudioDataset(clips, self.labels, self.frontend, self.target_length, self.norm,
+                               self.augment if sampler is not None else None, skip_unreadable=self.skip_unreadable)
+        return batch_loader(dataset, batch_size, sampler=sampler, **kwargs)
+
+    def train_inputs(self, clips: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        return reference_inputs(clips, device)
+
+    def eval_inputs(self, clips: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        return reference_inputs(clips, device)
+
+
+@dataclass(frozen=True)
+class PackedLoaders:
+    """Waveforms read from packed stores; features and augmentation per batch on the device."""
+
+    labels: LabelSet
+    pipeline: BatchPipeline
+    skip_unreadable: bool
+
+    def loader(self, datafile: Path, clips: list[Clip], batch_size: int, sampler: Sampler | None = None,
+               **kwargs) -> DataLoader:
+        dataset = PackedDataset(PackedStore(store_of(datafile)), clips, self.labels, self.skip_unreadable)
+        return batch_loader(dataset, batch_size, collate_fn=collate_waves, sampler=sampler, **kwargs)
+
+    def train_inputs(self, batch: WaveBatch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.pipeline.train(batch.waves.to(device, non_blocking=True), batch.lengths,
+                                   batch.targets.to(device, non_blocking=True), batch.generator())
+
+    def eval_inputs(self, batch: WaveBatch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        return (self.pipeline.eval(batch.waves.to(device, non_blocking=True), batch.lengths),
+                batch.targets.to(device, non_blocking=True))
+
+
+Loaders = ReferenceLoaders | PackedLoaders
+
+
+def store_of(datafile: str | Path) -> Path:
+    """The packed store of a datafile: `<stem>.pack` beside it (where `atdr pack` writes it)."""
+    return Path(datafile).with_suffix(".pack")
+
+
+def ensure_packed(datafile: str | Path) -> Path:
+    """The datafile's store, packed first if it is not there yet (the workflow packs ahead)."""
+    store = store_of(datafile)
+    if not store.exists():
+        log.info("packing %s into %s (once; `atdr pack` does this ahead of training)", datafile, store)
+        pack(datafile, store)
+    return store

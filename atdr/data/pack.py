@@ -1,0 +1,338 @@
+"""Packed clips: a datafile's audio decoded once, at 16 kHz mono, in one file read by memory map.
+
+`pack` decodes every clip of a datafile once (downmixed and resampled as `load_audio` does) and
+stores it as 16-bit PCM (`pcm16`, the default: no decoding when read) or as one FLAC stream per
+clip (`flac`: about half the size, decoded when read), with a CRC-32 per clip. Readers
+(`PackedStore`, `PackedDataset`) memory-map the file: one mapping per process, no file-system
+call per clip. Copying a split to node-local scratch is one file copy.
+
+Clips that are already 16-bit at 16 kHz (AudioSet's downloads) come back bit-identical to what
+`load_audio` reads; others are rounded to 16 bits once, after resampling.
+
+File layout (little-endian):
+
+    [0, 4096)      header: magic b"ATDRPACK", version, offset/size/CRC-32 of the table and the metadata
+    [4096, ...)    the clips' bytes back to back, in datafile order
+    table          per clip: offset, bytes, samples (-1: could not be decoded), CRC-32 of its bytes
+    metadata       json: codec, sample rate, and per clip `wav` (relative to the datafile) and `labels`
+
+Writing is resumable: clips are appended to `.NAME.partial` beside the output and recorded in
+`.NAME.journal` after their bytes are written; a killed `pack` continues after the last recorded
+clip (dropping a half-written one). Only a complete store, header written last, is renamed to
+NAME. Clips that cannot be decoded are listed in a report (csv: wav, error) and read as `None`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import multiprocessing
+import os
+import struct
+import warnings
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from atdr.atomic import atomic_path
+from atdr.data.audio import SAMPLE_RATE, AudioConversionWarning, load_audio
+from atdr.data.datafile import Clip, read_datafile
+from atdr.data.labels import LabelSet
+from atdr.errors import AtdrError
+
+log = logging.getLogger(__name__)
+
+CODECS = ("pcm16", "flac")
+MAGIC = b"ATDRPACK"
+VERSION = 1
+DATA_OFFSET = 4096
+# magic, version, table offset, table bytes, metadata offset, metadata bytes, table CRC, metadata CRC
+_HEADER = struct.Struct("<8sIQQQQII")
+_RECHECKED = 256  # clips at the end of an interrupted store checked before resuming
+_TABLE = np.dtype([("offset", "<u8"), ("nbytes", "<u8"), ("samples", "<i8"), ("crc32", "<u4")])
+
+
+@dataclass(frozen=True)
+class PackSummary:
+    clips: int
+    failed: int
+    bytes: int
+    resumed: int  # clips found already packed by an interrupted run
+
+
+def pack(datafile: str | Path, out: str | Path, codec: str = "pcm16", report: str | Path | None = None,
+         workers: int = 0, progress: bool = True) -> PackSummary:
+    """Pack the clips of `datafile` into the store `out`; list undecodable clips in `report`
+    (default: OUT stem + `_undecodable.csv`). `workers` decoding processes (0: this one)."""
+    if codec not in CODECS:
+        raise AtdrError(f"unknown codec {codec!r}: use {' or '.join(CODECS)}")
+    datafile, out = Path(datafile), Path(out)
+    report = Path(report) if report else out.with_name(f"{out.stem}_undecodable.csv")
+    clips = read_datafile(datafile, check_files=False)  # a missing file is reported like a broken one
+    wavs = [os.path.relpath(clip.wav, datafile.parent) for clip in clips]
+    labels = [",".join(clip.labels) for clip in clips]
+    identity = {"codec": codec, "sha256": hashlib.sha256(json.dumps([wavs, labels]).encode()).hexdigest()}
+
+    with _Journal(out, identity) as journal:
+        resumed = len(journal.rows)
+        if resumed:
+            log.info("%s: resuming after %d of %d clips", out, resumed, len(clips))
+        notes: set[str] = set()
+        bar = tqdm(total=len(clips), initial=resumed, desc=f"pack {out.name}", unit="clip",
+                   disable=None if progress else True)
+        for data, samples, error, conversions in _decoded(clips[resumed:], codec, workers):
+            journal.append(data, samples, error)
+            for note in conversions - notes:  # said once, as load_audio does
+                warnings.warn(note, AudioConversionWarning, stacklevel=2)
+            notes |= conversions
+            bar.update()
+        bar.close()
+        rows = journal.rows
+        failed = [(wavs[i], row[3]) for i, row in enumerate(rows) if row[1] < 0]
+        with atomic_path(report) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["wav", "error"])
+            writer.writerows(failed)
+        nbytes = np.array([row[0] for row in rows], dtype=np.uint64)
+        table = np.zeros(len(rows), dtype=_TABLE)
+        table["offset"], table["nbytes"] = DATA_OFFSET + np.cumsum(nbytes) - nbytes, nbytes
+        table["samples"], table["crc32"] = [row[1] for row in rows], [row[2] for row in rows]
+        metadata = {"format": "atdr-pack", "codec": codec, "sample_rate": SAMPLE_RATE, "wav": wavs, "labels": labels}
+        size = journal.finish(table.tobytes(), json.dumps(metadata).encode())
+    if failed:
+        log.warning("%s: %d of %d clips could not be decoded (listed in %s)", out, len(failed), len(clips), report)
+    return PackSummary(len(clips), len(failed), size, resumed)
+
+
+def _decoded(clips: list[Clip], codec: str, workers: int) -> Iterator[tuple[bytes, int, str, set[str]]]:
+    """Each clip's stored bytes and samples (-1 and an error when it cannot be decoded), in order."""
+    tasks = [(clip.wav, codec) for clip in clips]
+    if workers <= 0:
+        yield from map(_decode, tasks)
+        return
+    with multiprocessing.get_context("spawn").Pool(workers, initializer=_one_thread) as pool:
+        yield from pool.imap(_decode, tasks, chunksize=8)
+
+
+def _one_thread() -> None:
+    torch.set_num_threads(1)  # resampling in each of several processes
+
+
+def _decode(task: tuple[str, str]) -> tuple[bytes, int, str, set[str]]:
+    path, codec = task
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            wave = load_audio(path).numpy()
+        except AtdrError as e:
+            return b"", -1, str(e), set()
+    if not np.isfinite(wave).all():
+        return b"", -1, f"audio {path} holds NaN or infinite samples", set()
+    pcm = np.clip(np.round(wave * 32768.0), -32768, 32767).astype("<i2")
+    if codec == "flac":
+        buffer = io.BytesIO()
+        sf.write(buffer, pcm, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+        data = buffer.getvalue()
+    else:
+        data = pcm.tobytes()
+    return data, len(pcm), "", {str(w.message) for w in caught}
+
+
+class _Journal:
+    """The partial store and its journal: one json line per clip, `[bytes, samples, crc32,
+    error]`, written after the clip's bytes; the first line says what is being packed."""
+
+    def __init__(self, out: Path, identity: dict) -> None:
+        self.out = out
+        self.partial = out.with_name(f".{out.name}.partial")
+        self.journal = out.with_name(f".{out.name}.journal")
+        self.identity = identity
+        self.rows: list[tuple[int, int, int, str]] = []
+
+    def __enter__(self) -> _Journal:
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        end = self._recover()
+        self.data = open(self.partial, "r+b" if end else "w+b")
+        if not end:
+            self.data.write(b"\0" * DATA_OFFSET)
+            end = DATA_OFFSET
+        self.data.truncate(end)
+        self.data.seek(end)
+        lines = [json.dumps(self.identity)] + [json.dumps(row) for row in self.rows]
+        with atomic_path(self.journal) as tmp:
+            tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        self.log = open(self.journal, "a", encoding="utf-8")
+        return self
+
+    def _recover(self) -> int:
+        """Keep the clips of an interrupted run of the same job; the end of their bytes (0: none)."""
+        if not (self.partial.exists() and self.journal.exists()):
+            return 0
+        lines = self.journal.read_text(encoding="utf-8").splitlines()
+        try:
+            if not lines or json.loads(lines[0]) != self.identity:
+                return 0
+        except json.JSONDecodeError:
+            return 0
+        rows, size = [], self.partial.stat().st_size
+        for line in lines[1:]:
+            try:
+                nbytes, samples, crc, error = json.loads(line)
+            except (json.JSONDecodeError, ValueError, TypeError):
+                break  # a line cut short by the interruption
+            rows.append((nbytes, samples, crc, error))
+        ends = DATA_OFFSET + np.cumsum([0] + [row[0] for row in rows])
+        rows = rows[:int(np.searchsorted(ends, size, side="right")) - 1]  # whose bytes are all there
+        # A clip's bytes are flushed before its journal line, so only the last clips can be torn
+        # (by a crash of the machine): check those against their CRC.
+        with open(self.partial, "rb") as f:
+            for index in range(max(0, len(rows) - _RECHECKED), len(rows)):
+                f.seek(int(ends[index]))
+                if zlib.crc32(f.read(rows[index][0])) != rows[index][2]:
+                    rows = rows[:index]
+                    break
+        self.rows = rows
+        return int(ends[len(rows)])
+
+    def append(self, data: bytes, samples: int, error: str) -> None:
+        self.data.write(data)
+        self.data.flush()  # the bytes reach the file before the journal says they are there
+        row = (len(data), samples, zlib.crc32(data), error)
+        self.log.write(json.dumps(row) + "\n")
+        self.log.flush()
+        self.rows.append(row)
+
+    def finish(self, table: bytes, metadata: bytes) -> int:
+        """Append the table and metadata, write the header, rename into place; the file's size."""
+        table_offset = self.data.tell()
+        self.data.write(table)
+        self.data.write(metadata)
+        self.data.seek(0)
+        self.data.write(_HEADER.pack(MAGIC, VERSION, table_offset, len(table), table_offset + len(table),
+                                     len(metadata), zlib.crc32(table), zlib.crc32(metadata)))
+        self.data.flush()
+        os.fsync(self.data.fileno())
+        self.data.close()
+        os.replace(self.partial, self.out)
+        self.journal.unlink()
+        return table_offset + len(table) + len(metadata)
+
+    def __exit__(self, *exc: object) -> None:
+        for f in (self.data, self.log):
+            f.close()
+
+
+class PackedStore:
+    """A store written by `pack`, memory-mapped on first read in each process."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            with open(self.path, "rb") as f:
+                header = f.read(_HEADER.size)
+                if len(header) < _HEADER.size or header[:8] != MAGIC:
+                    raise AtdrError(f"{self.path}: not a packed store (write one with `atdr pack`)")
+                _, version, table_at, table_size, meta_at, meta_size, table_crc, meta_crc = _HEADER.unpack(header)
+                if version != VERSION:
+                    raise AtdrError(f"{self.path}: packed store version {version}, this atdr reads {VERSION}: pack it again")
+                size = os.fstat(f.fileno()).st_size
+                if size != meta_at + meta_size:
+                    raise AtdrError(f"{self.path}: truncated or damaged store ({size} bytes, expected "
+                                    f"{meta_at + meta_size}): copy or pack it again")
+                f.seek(table_at)
+                table = f.read(table_size)
+                metadata = f.read(meta_size)
+        except OSError as e:
+            raise AtdrError(f"cannot read packed store {self.path}: {e.strerror}") from None
+        if zlib.crc32(table) != table_crc or zlib.crc32(metadata) != meta_crc:
+            raise AtdrError(f"{self.path}: the store's index fails its checksum (corrupt): copy or pack it again")
+        self.table = np.frombuffer(table, dtype=_TABLE)
+        meta = json.loads(metadata)
+        self.codec: str = meta["codec"]
+        self.wavs: list[str] = meta["wav"]
+        self.labels: list[str] = meta["labels"]
+        self._map: np.ndarray | None = None
+        self._pid: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def __getstate__(self) -> dict:  # a process that receives the store maps it itself
+        return {**self.__dict__, "_map": None, "_pid": None}
+
+    def _data(self) -> np.ndarray:
+        if self._pid != os.getpid():
+            self._map, self._pid = np.memmap(self.path, dtype=np.uint8, mode="r"), os.getpid()
+        return self._map
+
+    def read(self, index: int) -> np.ndarray | None:
+        """Clip `index` as int16 samples at 16 kHz, or None if it could not be decoded when packed.
+        Raises `AtdrError` if its bytes fail their checksum."""
+        offset, nbytes, samples, crc = self.table[index].tolist()
+        if samples < 0:
+            return None
+        data = self._data()[offset:offset + nbytes]
+        if zlib.crc32(data) != crc:
+            raise AtdrError(f"{self.path}: clip {index} ({self.wavs[index]}) fails its checksum: the store is "
+                            "corrupt; copy or pack it again")
+        if self.codec == "flac":
+            return sf.read(io.BytesIO(data), dtype="int16")[0]
+        return np.frombuffer(data, dtype="<i2").copy()
+
+    def verify(self, progress: bool = True) -> int:
+        """Check every clip's checksum (raises `AtdrError` at the first bad one); clips checked."""
+        for index in tqdm(range(len(self)), desc=f"verify {self.path.name}", unit="clip",
+                          disable=None if progress else True):
+            self.read(index)
+        return len(self)
+
+    def check_matches(self, clips: list[Clip]) -> None:
+        """Raise `AtdrError` unless the store holds these clips (file names and labels, in order)."""
+        if len(clips) != len(self):
+            raise AtdrError(f"{self.path}: packed from another datafile ({len(self)} clips, the datafile has "
+                            f"{len(clips)}): pack it again")
+        for index, (clip, wav, labels) in enumerate(zip(clips, self.wavs, self.labels)):
+            if Path(clip.wav).name != Path(wav).name or ",".join(clip.labels) != labels:
+                raise AtdrError(f"{self.path}: packed from another datafile (clip {index} is {wav} [{labels}], the "
+                                f"datafile has {clip.wav} [{','.join(clip.labels)}]): pack it again")
+
+
+class PackedDataset(Dataset):
+    """A store's clips as `(wave int16 [samples], target [classes], seed)` for `collate_waves`
+    and `BatchPipeline`. Index with an int (evaluation) or with `(index, seed)` from
+    `EpochSampler` (training). A clip that could not be decoded when packed is `None` with
+    `skip_unreadable` (logged once), an error otherwise."""
+
+    def __init__(self, store: PackedStore, clips: list[Clip], labels: LabelSet, skip_unreadable: bool = True) -> None:
+        store.check_matches(clips)
+        self.store = store
+        self.clips = clips
+        self.labels = labels
+        self.skip_unreadable = skip_unreadable
+        self._reported: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, int] | None:
+        index, seed = key if isinstance(key, tuple) else (key, 0)
+        wave = self.store.read(index)
+        if wave is None:
+            message = f"{self.clips[index].wav} could not be decoded when {self.store.path} was packed"
+            if not self.skip_unreadable:
+                raise AtdrError(message)
+            if index not in self._reported:
+                self._reported.add(index)
+                log.warning("skipping unreadable clip: %s", message)
+            return None
+        return torch.from_numpy(wave), torch.from_numpy(self.labels.encode(self.clips[index].labels)), seed

@@ -1,0 +1,100 @@
+"""Speech Commands v0.02 (Warden 2018), 35 words, as the original's egs/speechcommands/prep_sc.py.
+
+The official tarball (checksum-verified) unpacked into AudioSet's layout under `<dest>`:
+- `audio/<word>/<word>-<file stem>.wav`: the 16 kHz clips, renamed so that every clip's id is
+  unique (the official names repeat across words); `_background_noise_/` is kept beside, unused;
+- `class_labels_indices.csv`: the original's 35 classes, in its order, ids `/m/spcmd00`...;
+- the official splits as segment lists: `validation_list.csv`, `testing_list.csv`, and
+  `train_list.csv` = every clip in neither (as prep_sc.py). The original selects the best epoch
+  on validation and reports testing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import soundfile as sf
+from tqdm import tqdm
+
+from atdr.atomic import write_text
+from atdr.data.labels import LabelSet
+from atdr.data.segments import Segment, write_segments
+from atdr.download.addresses import SPEECHCOMMANDS_DIGEST, SPEECHCOMMANDS_URL, Digest
+from atdr.download.http import fetch
+from atdr.download.unpack import check_clip_id, unpack
+from atdr.errors import AtdrError
+
+log = logging.getLogger(__name__)
+
+# The class order of the original's speechcommands_class_labels_indices.csv (its checkpoints use it).
+WORDS = ("backward", "follow", "five", "bed", "zero", "on", "learn", "two", "house", "tree", "dog", "stop", "seven",
+         "eight", "down", "six", "forward", "cat", "right", "visual", "four", "wow", "no", "nine", "off", "three",
+         "left", "marvin", "yes", "up", "sheila", "happy", "bird", "go", "one")
+MID = "/m/spcmd{:02d}"
+NOISE = "_background_noise_"
+SPLITS = {"validation_list.csv": "validation_list.txt", "testing_list.csv": "testing_list.txt"}
+
+
+def clip_id(official: str) -> str:
+    """`right/bb05582b_nohash_3.wav` -> `right-bb05582b_nohash_3`."""
+    word, name = official.split("/")
+    return f"{word}-{Path(name).stem}"
+
+
+def download_speechcommands(dest: str | Path, *, url: str = SPEECHCOMMANDS_URL,
+                            digest: Digest | None = SPEECHCOMMANDS_DIGEST, keep: bool = False, tries: int = 5,
+                            wait: float = 2.0, progress: bool = True) -> None:
+    dest = Path(dest)
+    state = dest / ".atdr"
+    done = state / "speechcommands.done"
+    if done.is_file():
+        log.info("Speech Commands is already in %s", dest)
+        return
+    archive = fetch(url, state / "speech_commands_v0.02.tar.gz", digest, tries=tries, wait=wait, progress=progress)
+    work = state / "unpacked"
+    shutil.rmtree(work, ignore_errors=True)
+    unpack(archive, work)
+    words = sorted(p.name for p in work.iterdir() if p.is_dir() and p.name != NOISE)
+    if sorted(WORDS) != words:
+        raise AtdrError(f"{archive}: expected the 35 words of Speech Commands v0.02, found {len(words)} folders "
+                        f"(missing: {sorted(set(WORDS) - set(words))}, extra: {sorted(set(words) - set(WORDS))})")
+    every = sorted(f"{w}/{f.name}" for w in words for f in (work / w).iterdir() if f.suffix == ".wav")
+    official = {}
+    for csv_name, txt in SPLITS.items():
+        if not (work / txt).is_file():
+            raise AtdrError(f"{archive}: no {txt}")
+        official[csv_name] = [line.strip() for line in (work / txt).read_text().splitlines() if line.strip()]
+        unknown = set(official[csv_name]) - set(every)
+        if unknown:
+            raise AtdrError(f"{work / txt} lists {len(unknown)} clips that are not in the archive, e.g. {min(unknown)}")
+    held_out = set(official["validation_list.csv"]) | set(official["testing_list.csv"])
+    splits = {"train_list.csv": [c for c in every if c not in held_out], **official}
+
+    labels = LabelSet(tuple(MID.format(i) for i in range(len(WORDS))), WORDS)
+    seconds = {}
+    for clip in tqdm(every, desc="Speech Commands", unit="clip", disable=None if progress else True):
+        word = clip.split("/")[0]
+        target = dest / "audio" / word / f"{check_clip_id(clip_id(clip), clip)}.wav"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(work / clip, target)
+        seconds[clip] = sf.info(str(target)).duration
+    for csv_name, clips in splits.items():
+        segments = [Segment(clip_id(c), 0.0, round(seconds[c], 3), (labels.mids[WORDS.index(c.split("/")[0])],))
+                    for c in clips]
+        write_segments(dest / csv_name, segments, title=f"Speech Commands v0.02 {csv_name} (atdr download speechcommands)")
+        log.info("%s: %d clips", csv_name, len(segments))
+    labels.write(dest / "class_labels_indices.csv")
+    if (work / NOISE).is_dir():
+        shutil.rmtree(dest / NOISE, ignore_errors=True)
+        os.replace(work / NOISE, dest / NOISE)
+    for name in ("LICENSE", "README.md", *SPLITS.values()):
+        if (work / name).is_file():
+            shutil.copyfile(work / name, dest / name)
+    shutil.rmtree(work)
+    if not keep:
+        archive.unlink()
+    write_text(done, json.dumps({"clips": len(every), "digest": str(digest)}) + "\n")

@@ -1,0 +1,336 @@
+"""AudioSet from YouTube, the official way: every segment of an official segment list fetched with
+yt-dlp and cut and converted by ffmpeg to 16 kHz mono FLAC.
+
+yt-dlp (its Python API) finds the clip's audio stream; ffmpeg reads only the segment's time range
+from it where the format allows seeking (`-ss` before `-i`: HTTP range requests) and converts it.
+ffmpeg is the system's, else the static binary bundled with `imageio-ffmpeg`.
+
+- Clips are `<dest>/audio/<ytid>_<start>.flac` (start with 3 decimals), as `atdr prep` finds them.
+  One already there and valid (16 kHz, mono, not empty) is not fetched again. A clip is written
+  under a temporary name and renamed when complete, so a killed run never leaves a half clip
+  under a clip's name; its temporary files are removed at the next start.
+- Transient failures (network, timeouts, HTTP 5xx and 429, YouTube's "try again later" and bot
+  checks) are retried with exponential back-off; permanent ones (removed, private, blocked,
+  age-restricted, other HTTP 4xx) are not, and the next run skips them too (the manifest
+  remembers; `retry_unavailable` tries them again).
+- The manifest `<dest>/<list stem>_manifest.csv` records every segment of the list: ytid, start,
+  end, status (`ok`, `unavailable`: permanent, `failed`: transient after every retry), reason,
+  seconds of audio, bytes.
+- AudioSet always loses clips: the download succeeds when at least `min_fraction` of the list
+  is on disk and fails with a message otherwise.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import soundfile as sf
+from tqdm import tqdm
+
+from atdr.atomic import atomic_path
+from atdr.data.audio import SAMPLE_RATE
+from atdr.data.segments import Segment, read_segments
+from atdr.download.addresses import AUDIOSET_CSV, youtube_template
+from atdr.download.http import TransientError, fetch_once, retrying
+from atdr.download.unpack import check_clip_id
+from atdr.errors import EXIT_INTERRUPTED, EXIT_PREEMPTED, AtdrError
+
+log = logging.getLogger(__name__)
+
+# Messages of permanent and of transient failures (checked in this order: transient first).
+_TRANSIENT_MESSAGES = (("not a bot", "bot check"), ("try again later", "try again later"),
+                       ("too many requests", "rate limited"))
+_PERMANENT_MESSAGES = (("private video", "private"), ("has been removed", "removed"),
+                       ("account associated with this video has been terminated", "removed"),
+                       ("not available in your country", "blocked"), ("blocked it", "blocked"),
+                       ("copyright", "blocked"), ("confirm your age", "age restricted"),
+                       ("members-only", "members only"), ("video unavailable", "unavailable"),
+                       ("no longer available", "unavailable"), ("is not available", "unavailable"))
+
+
+class PermanentError(Exception):
+    """A clip that will not come back (removed, private, blocked, 4xx): not retried."""
+
+
+@dataclass
+class Outcome:
+    """One manifest row."""
+
+    ytid: str
+    start: float
+    end: float
+    status: str  # ok, unavailable, failed
+    reason: str = ""
+    seconds: float = 0.0
+    bytes: int = 0
+
+
+def clip_path(audio: Path, seg: Segment) -> Path:
+    return audio / f"{seg.ytid}_{seg.start:.3f}.flac"
+
+
+def ffmpeg_binary() -> str:
+    """The system's ffmpeg, else imageio-ffmpeg's bundled static binary."""
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def valid_clip(path: Path) -> float | None:
+    """Seconds of audio in `path` if it is a readable 16 kHz mono clip, else None."""
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, OSError):
+        return None
+    if info.samplerate != SAMPLE_RATE or info.channels != 1 or info.frames == 0:
+        return None
+    return info.frames / info.samplerate
+
+
+class _Stop:
+    """SIGTERM/SIGINT: stop starting clips, end the running ffmpegs, write the manifest, exit."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signal: int | None = None
+        self.processes: set[subprocess.Popen] = set()
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> _Stop:
+        self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
+        return self
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.signal = signum
+        self.event.set()
+        with self.lock:
+            for proc in self.processes:
+                proc.terminate()
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+
+@dataclass(frozen=True)
+class Fetcher:
+    """How one clip is fetched: where from, with what, how patiently."""
+
+    template: str
+    ffmpeg: str
+    timeout: float
+    stop: _Stop
+
+    def __call__(self, seg: Segment, out: Path) -> tuple[float, int]:
+        media, headers = self.resolve(self.template.format(ytid=seg.ytid))
+        with atomic_path(out) as tmp:
+            self.convert(media, headers, seg, tmp)
+            seconds = valid_clip(tmp)
+            if seconds is None:
+                raise PermanentError("conversion produced no 16 kHz mono audio")
+            size = tmp.stat().st_size
+        return seconds, size
+
+    def resolve(self, url: str) -> tuple[str, dict]:
+        """The audio stream's URL and the HTTP headers to fetch it with."""
+        import yt_dlp
+
+        options = {"quiet": True, "no_warnings": True, "noprogress": True, "logger": _YtdlpLog(),
+                   "format": "bestaudio/best", "noplaylist": True, "socket_timeout": self.timeout, "cachedir": False}
+        try:
+            with yt_dlp.YoutubeDL(options) as ydl:
+                info = ydl.extract_info(url, download=False)
+        except yt_dlp.utils.DownloadError as e:
+            raise _classify(e) from None
+        formats = info.get("requested_formats") or [info]
+        media = formats[0].get("url")
+        if not media:
+            raise PermanentError("no audio stream")
+        return media, formats[0].get("http_headers") or info.get("http_headers") or {}
+
+    def convert(self, media: str, headers: dict, seg: Segment, tmp: Path) -> None:
+        cmd = [self.ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+        if media.startswith(("http:", "https:")):
+            cmd += ["-rw_timeout", str(int(self.timeout * 1e6))]
+            if headers:
+                cmd += ["-headers", "".join(f"{k}: {v}\r\n" for k, v in headers.items())]
+        cmd += ["-ss", f"{seg.start:.3f}", "-t", f"{seg.end - seg.start:.3f}", "-i", media, "-map", "0:a:0",
+                "-ac", "1", "-ar", str(SAMPLE_RATE), "-c:a", "flac", "-f", "flac", str(tmp)]
+        with self.stop.lock:
+            if self.stop.event.is_set():
+                raise TransientError("stopped")
+            proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            self.stop.processes.add(proc)
+        try:
+            _, err = proc.communicate(timeout=self.timeout * 10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            raise TransientError(f"ffmpeg timed out after {self.timeout * 10:.0f} s") from None
+        finally:
+            with self.stop.lock:
+                self.stop.processes.discard(proc)
+        if proc.returncode != 0:
+            message = (err.strip().splitlines() or [f"ffmpeg exit code {proc.returncode}"])[-1]
+            raise _classify_ffmpeg(message)
+
+
+class _YtdlpLog:
+    """yt-dlp's messages go to the debug log (its errors come back as exceptions)."""
+
+    def debug(self, msg: str) -> None:
+        log.debug("yt-dlp: %s", msg)
+
+    info = warning = error = debug
+
+
+def _classify(error: Exception) -> Exception:
+    """A yt-dlp DownloadError as PermanentError or TransientError with a short reason."""
+    cause = error.exc_info[1] if getattr(error, "exc_info", None) else None
+    status = getattr(cause, "status", None) or getattr(getattr(cause, "cause", None), "status", None)
+    if status:
+        if 400 <= status < 500 and status not in (408, 425, 429):
+            return PermanentError(f"HTTP {status}")
+        return TransientError(f"HTTP {status}")
+    message = str(getattr(error, "msg", error)).lower()
+    for key, reason in _TRANSIENT_MESSAGES:
+        if key in message:
+            return TransientError(reason)
+    for key, reason in _PERMANENT_MESSAGES:
+        if key in message:
+            return PermanentError(reason)
+    return TransientError(str(getattr(error, "msg", error)).removeprefix("ERROR: ")[:200])
+
+
+def _classify_ffmpeg(message: str) -> Exception:
+    lowered = message.lower()
+    for code in ("400", "401", "403", "404", "410", "451"):
+        if f"server returned {code}" in lowered or f"http error {code}" in lowered:
+            return PermanentError(f"HTTP {code}")
+    if "invalid data found" in lowered or "does not contain any stream" in lowered or "matches no streams" in lowered:
+        return PermanentError(f"undecodable: {message[:120]}")
+    return TransientError(f"ffmpeg: {message[:200]}")
+
+
+def read_manifest(path: Path) -> dict[tuple[str, float], Outcome]:
+    if not path.is_file():
+        return {}
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    return {(r["ytid"], float(r["start"])): Outcome(r["ytid"], float(r["start"]), float(r["end"]), r["status"],
+                                                     r["reason"], float(r["seconds"]), int(r["bytes"])) for r in rows}
+
+
+def write_manifest(path: Path, outcomes: list[Outcome]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=[x.name for x in fields(Outcome)])
+        writer.writeheader()
+        writer.writerows(asdict(o) for o in outcomes)
+
+
+def download_audioset(dest: str | Path, segments: str, *, template: str | None = None, workers: int = 8,
+                      tries: int = 4, wait: float = 5.0, timeout: float = 30.0, min_fraction: float = 0.5,
+                      retry_unavailable: bool = False, progress: bool = True) -> int:
+    """Fetch the clips of segment list `segments` (a name in `dest`, else fetched from AudioSet's
+    official address) into `dest/audio`; returns 0, or EXIT_PREEMPTED when stopped by SIGTERM."""
+    dest = Path(dest)
+    audio = dest / "audio"
+    audio.mkdir(parents=True, exist_ok=True)
+    for name in ("class_labels_indices.csv", segments):
+        fetch_once(AUDIOSET_CSV.format(name=name), dest / name, tries=tries, wait=wait, progress=progress)
+    listed = read_segments(dest / segments)
+    for seg in listed:
+        check_clip_id(seg.ytid, str(dest / segments))
+        if not seg.end > seg.start >= 0:
+            raise AtdrError(f"{dest / segments}: segment {seg.ytid}: bad time range {seg.start}-{seg.end}")
+    for stale in audio.glob(".*.tmp*"):  # temporary files of a killed run
+        stale.unlink()
+    manifest_path = dest / f"{Path(segments).stem}_manifest.csv"
+    previous = read_manifest(manifest_path)
+    outcomes: dict[int, Outcome] = {}
+    todo = []
+    for i, seg in enumerate(listed):
+        known = previous.get((seg.ytid, seg.start))
+        path = clip_path(audio, seg)
+        if known and known.status == "ok" and path.is_file() and path.stat().st_size == known.bytes:
+            outcomes[i] = known
+        elif path.is_file() and (seconds := valid_clip(path)) is not None:
+            outcomes[i] = Outcome(seg.ytid, seg.start, seg.end, "ok", "", seconds, path.stat().st_size)
+        elif known and known.status == "unavailable" and not retry_unavailable:
+            outcomes[i] = known
+        else:
+            todo.append(i)
+    log.info("%s: %d segments, %d already on disk, %d known unavailable, %d to fetch with %d workers",
+             segments, len(listed), sum(o.status == "ok" for o in outcomes.values()),
+             sum(o.status == "unavailable" for o in outcomes.values()), len(todo), workers)
+
+    with _Stop() as stop:
+        fetcher = Fetcher(template or youtube_template(), ffmpeg_binary(), timeout, stop)
+
+        def one(i: int) -> Outcome | None:
+            seg = listed[i]
+            if stop.event.is_set():
+                return None
+            tick = time.perf_counter()
+            try:
+                for attempt in retrying(tries, wait):
+                    with attempt:
+                        if stop.event.is_set():
+                            return None
+                        seconds, size = fetcher(seg, clip_path(audio, seg))
+            except PermanentError as e:
+                return Outcome(seg.ytid, seg.start, seg.end, "unavailable", str(e))
+            except TransientError as e:
+                return None if stop.event.is_set() else Outcome(seg.ytid, seg.start, seg.end, "failed", str(e))
+            log.debug("%s: %.1f s of audio in %.1f s", seg.ytid, seconds, time.perf_counter() - tick)
+            return Outcome(seg.ytid, seg.start, seg.end, "ok", "", seconds, size)
+
+        last_write = time.monotonic()
+        with ThreadPoolExecutor(max(workers, 1)) as pool, tqdm(total=len(todo), desc=segments, unit="clip",
+                                                               disable=None if progress else True) as bar:
+            for i, outcome in zip(todo, pool.map(one, todo)):
+                if outcome is not None:
+                    outcomes[i] = outcome
+                bar.update()
+                if time.monotonic() - last_write > 30:  # progress survives a SIGKILL
+                    write_manifest(manifest_path, _rows(listed, outcomes))
+                    last_write = time.monotonic()
+        write_manifest(manifest_path, _rows(listed, outcomes))
+        if stop.event.is_set():
+            log.warning("%s: stopped by a signal with %d of %d clips on disk; run the same command again to continue",
+                        segments, sum(o.status == "ok" for o in outcomes.values()), len(listed))
+            return EXIT_PREEMPTED if stop.signal == signal.SIGTERM else EXIT_INTERRUPTED
+    return _summarise(segments, listed, outcomes, min_fraction, manifest_path)
+
+
+def _rows(listed: list[Segment], outcomes: dict[int, Outcome]) -> list[Outcome]:
+    """Manifest rows in list order; segments not tried yet (interrupted) are `failed: not tried`."""
+    return [outcomes.get(i) or Outcome(s.ytid, s.start, s.end, "failed", "not tried") for i, s in enumerate(listed)]
+
+
+def _summarise(segments: str, listed: list[Segment], outcomes: dict[int, Outcome], min_fraction: float,
+               manifest: Path) -> int:
+    got = sum(o.status == "ok" for o in outcomes.values())
+    reasons = Counter(f"{o.status}: {o.reason}" for o in outcomes.values() if o.status != "ok")
+    share = got / len(listed)
+    lost = ", ".join(f"{reason} {n}" for reason, n in reasons.most_common()) or "none"
+    log.info("%s: got %d of %d clips (%.1f%% of the official list); missing by reason: %s (manifest: %s)",
+             segments, got, len(listed), 100 * share, lost, manifest)
+    if share < min_fraction:
+        raise AtdrError(f"{segments}: only {got} of {len(listed)} clips ({share:.1%}) downloaded, below the floor of "
+                        f"{min_fraction:.0%}; missing: {lost}; see {manifest}. Run again to retry the failed ones")
+    return 0
+
