@@ -10,6 +10,7 @@ accounting; the local run `snakemake --cores all`. Both start from an empty fold
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "cluster"))
-import slurm_cluster  # noqa: E402
+import slurm_cluster
 
 
 def readme_command(partition: str) -> list[str]:
@@ -30,8 +31,9 @@ def readme_command(partition: str) -> list[str]:
 
 
 def timed(cmd: list[str]) -> float:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # jobs' python
     start = time.perf_counter()
-    result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise SystemExit(f"{shlex.join(cmd)} failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
     return time.perf_counter() - start
@@ -45,12 +47,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as local, tempfile.TemporaryDirectory() as remote:
         local_s = timed([sys.executable, "-m", "snakemake", "--cores", "all", "--directory", local, *config])
         print(f"local (--cores all):       {local_s:7.0f} s")
-        cluster = slurm_cluster.up()
+        running = slurm_cluster.running()
+        cluster = running or slurm_cluster.up()
         try:
+            before = len(cluster.job_records())
             slurm_s = timed([sys.executable, "-m", *readme_command(cluster.partition), "--directory", remote, *config])
-            jobs = len(cluster.job_records())
+            jobs = len(cluster.job_records()) - before
         finally:
-            cluster.stop()
+            if not running:
+                cluster.stop()
     print(f"SLURM ({jobs} jobs):            {slurm_s:7.0f} s")
     print(f"ratio SLURM / local:       {slurm_s / local_s:7.2f}")
 

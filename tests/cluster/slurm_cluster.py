@@ -3,7 +3,10 @@
     python tests/cluster/slurm_cluster.py up     # install if needed, configure, start; prints its folder
     python tests/cluster/slurm_cluster.py down   # stop the daemons (by PID), remove the config
 
-One node, `localhost`, declared as a GPU node (32 CPUs, 250 GB, two GPUs) whatever the machine has:
+`.ci/run` starts it before the tests, which then use it (`running()`) and leave it to `down`;
+elsewhere the tests start their own (`up()`) and stop it.
+
+One node, `localhost`, declared as a GPU node (32 CPUs, 250 GB, three GPUs) whatever the machine has:
 the GPUs are character devices with /dev/null's numbers, so Slurm schedules them and sets
 CUDA_VISIBLE_DEVICES, and torch, finding no CUDA, trains on the CPU. No accounting database:
 `squeue` answers job status and jobcomp/filetxt records each job's start and end. Requeued jobs
@@ -34,8 +37,8 @@ CONF, GRES_CONF = ETC / "slurm.conf", ETC / "gres.conf"
 MARKER = "# written by atdr tests/cluster/slurm_cluster.py"
 PACKAGES = ["slurm-wlm", "munge"]
 PARTITION = "gpu"
-NODE = {"cpus": 32, "mem_mb": 250_000, "gpus": 2}
-REQUEUE_DELAY_S = 10
+NODE = {"cpus": 32, "mem_mb": 250_000, "gpus": 3}
+REQUEUE_DELAY_S = 5
 
 
 class Unavailable(Exception):
@@ -110,7 +113,7 @@ class Cluster:
         """Cancel the jobs, stop slurmd, slurmctld and munged by PID, remove the config."""
         if "slurmctld" in self.pids():
             self.cancel_all()
-        for name, pid in self.pids().items():
+        for pid in self.pids().values():
             _terminate(pid)
         for path in (CONF, GRES_CONF):
             if _ours(path):
@@ -160,6 +163,7 @@ TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 SchedulerType=sched/backfill
+SchedulerParameters=sched_interval=2,bf_interval=2
 StateSaveLocation={root}/state
 SlurmdSpoolDir={root}/spool
 SlurmctldPidFile={root}/slurmctld.pid
@@ -254,12 +258,23 @@ def readme_commands(readme: Path) -> list[str]:
     """The SLURM commands the README shows (`snakemake --workflow-profile workflow/profiles/slurm ...`),
     continuation lines joined: what the tests run, with their partition."""
     commands = []
-    for block in re.findall(r"```sh\n(.*?)```", readme.read_text(), re.S):
+    for block in re.findall(r"```sh\n(.*?)```", readme.read_text(), re.DOTALL):
         for line in block.replace("\\\n", " ").splitlines():
             line = " ".join(line.split())
             if line.startswith("snakemake --workflow-profile workflow/profiles/slurm"):
                 commands.append(line)
     return commands
+
+
+def running() -> Cluster | None:
+    """The test cluster started earlier (by `.ci/run` or `up`) if its slurmctld still runs."""
+    cluster = _find()
+    pid = cluster.pids().get("slurmctld") if cluster else None
+    try:
+        alive = pid is not None and Path(f"/proc/{pid}/comm").read_text().strip() == "slurmctld"
+    except OSError:
+        alive = False
+    return cluster if alive else None
 
 
 def _find() -> Cluster | None:
@@ -276,7 +291,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.action == "up":
         try:
-            cluster = up()
+            cluster = running() or up()
         except Unavailable as e:
             print(f"test cluster unavailable: {e}", file=sys.stderr)
             return 1

@@ -4,7 +4,7 @@ from pathlib import Path
 import atdr.slurm as atdr_slurm
 import atdr.workflow as atdr_workflow
 from atdr.errors import AtdrError
-from atdr.models._pretrained import checkpoint_dir
+from atdr.download.weights import checkpoint_dir
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import validate
