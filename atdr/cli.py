@@ -14,7 +14,7 @@ import sys
 import warnings
 
 from atdr import __version__
-from atdr.errors import AtdrError
+from atdr.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, AtdrError
 
 # Subcommand name -> module in atdr.commands, in the order of the pipeline.
 COMMANDS = {
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             return args._run(args) or 0
     except AtdrError as e:
         print(f"atdr {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"atdr {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED

@@ -50,7 +50,7 @@ from atdr.data.sampler import EpochSampler
 from atdr.data.stats import NormStats
 from atdr.data.weights import read_weights
 from atdr.distributed import World, close_world, init_world
-from atdr.errors import AtdrError
+from atdr.errors import EXIT_INTERRUPTED, EXIT_PREEMPTED, AtdrError
 from atdr.metrics import evaluate
 from atdr.models import create
 from atdr.precision import resolve as resolve_precision
@@ -58,9 +58,6 @@ from atdr.predict import Inputs, LossFn, Prediction, make_loss, predict
 from atdr.run import PREDICTIONS
 
 log = logging.getLogger(__name__)
-
-EXIT_PREEMPTED = 75  # EX_TEMPFAIL: stopped by SIGTERM after saving; run the same command again
-EXIT_INTERRUPTED = 130  # stopped by Ctrl-C after saving
 
 
 class Stopped(Exception):
@@ -329,6 +326,7 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device, notes:
         state.epoch_seconds += time.perf_counter() - tick
         state.train_seconds += time.perf_counter() - tick
         save_last()
+        world.barrier()  # no rank ends before rank 0 has saved (a launcher may kill the others when one ends)
         bar.close()
         code = EXIT_PREEMPTED if stop.received == signal.SIGTERM else EXIT_INTERRUPTED
         where = f"in epoch {epoch}" if state.consumed else f"after epoch {epoch - 1}"

@@ -352,6 +352,28 @@ def _check_analyses(config: dict) -> None:
             raise AtdrError(f"analyses.robustness.perturbations.bandpass: [{low}, {high}] is not a band (0 <= low < high)")
 
 
+def _processes_per_node(config: dict) -> int:
+    """Training processes per node: one per GPU of the node (at least one)."""
+    gpus, per_node = config["gpus_per_run"], config.get("gpus_per_node")
+    return max(min(gpus, per_node) if per_node else gpus, 1)
+
+
+def train_gpus(config: dict) -> dict[str, int | str]:
+    """The GPU resources of a training job: `gpu` GPUs on one node (`sbatch --gpus`; also what
+    `--resources gpu=N` counts on one machine), or, where `gpus_per_run` exceeds `gpus_per_node`,
+    `nodes` nodes with `gres=gpu:<gpus_per_node>` each (`sbatch --nodes --gres`)."""
+    gpus, per_node = config["gpus_per_run"], config.get("gpus_per_node")
+    if not per_node or gpus <= per_node:
+        return {"gpu": gpus}
+    return {"gpu": 0, "nodes": gpus // per_node, "gres": f"gpu:{per_node}"}
+
+
+def loader_workers(config: dict, threads: int) -> int:
+    """Data-loader workers per training process: the job's CPUs per node shared by its processes,
+    one CPU each left for the process itself."""
+    return max(threads // _processes_per_node(config) - 1, 0)
+
+
 def write_run_config(path: str, doc: dict) -> None:
     """Validate a run config document and write it as YAML (the train rule's input)."""
     parse_config(copy.deepcopy(doc), str(path))
@@ -393,6 +415,9 @@ def check(config: dict) -> None:
     for dataset in config["datasets"]:
         for model in config["models"]:
             parse_config(run_config(config, dataset, model, 0), f"config (datasets.{dataset} x models.{model})")
+    gpus, per_node = config.get("gpus_per_run", 1), config.get("gpus_per_node")
+    if per_node and gpus > per_node and gpus % per_node:
+        raise AtdrError(f"gpus_per_run ({gpus}) must be a multiple of gpus_per_node ({per_node}) to span nodes")
     for name, members in config.get("ensembles", {}).items():
         unknown = [m for m in members if m not in config["models"]]
         if unknown:
@@ -557,7 +582,9 @@ def config_schema() -> dict:
                           "additionalProperties": {"type": "array", "items": {"type": "string"}, "minItems": 2}},
             "bootstrap": {"type": "integer", "minimum": 0, "default": 1000, "description": "resamples for the mAP CIs"},
             "gpus_per_run": {"type": "integer", "minimum": 0, "default": 1,
-                             "description": "GPUs per training job (> 1: DDP through torchrun)"},
+                             "description": "GPUs per training job (> 1: DDP)"},
+            "gpus_per_node": {"type": "integer", "minimum": 1,
+                              "description": "SLURM: GPUs of one node; a larger gpus_per_run spans several nodes"},
             "analyses": analyses,
         },
     }

@@ -4,6 +4,7 @@ the paper's DAG, lint and config validation."""
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -151,6 +152,7 @@ def test_deleting_a_checkpoint_reruns_only_that_branch(finished):
     result = snakemake(finished)  # the finished run resumes from last.pt: no retraining, same outputs
     assert result.returncode == 0, result.stderr[-2000:]
     assert "epoch 1/" not in (finished / "results" / "logs" / "synth" / "crnn" / "seed0" / "train.log").read_text()
+    assert len(_attempts(finished / "results" / "synth" / "crnn" / "seed0" / "train.log")) == 2  # the run's own log
     assert snakemake(finished, "-n").stdout.count("rule train") == 0
 
 
@@ -249,9 +251,15 @@ def test_schema_file_is_generated_from_the_run_config():
     assert (ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text() == schema_yaml(), "run `make schema`"
 
 
+def _attempts(log: Path) -> list[str]:
+    """A training log split at each `atdr train` start: every attempt appends to it."""
+    return re.split(r"(?m)^(?=[\d:\- ]+ atdr train )", log.read_text())[1:]
+
+
 @pytest.mark.slow
-def test_a_preempted_training_job_is_retried_and_resumes(tmp_path):
-    """SIGTERM to a running training job (what SLURM sends): the profile's retry resumes it."""
+def test_a_preempted_trainer_is_restarted_and_a_deterministic_failure_is_not(tmp_path):
+    """SIGTERM to a running trainer (what SLURM sends): `atdr train --restarts` starts it again and
+    it resumes, in the same job and log; a failure that would recur fails once, not retried."""
     import psutil
 
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
@@ -264,26 +272,49 @@ def test_a_preempted_training_job_is_retried_and_resumes(tmp_path):
     path.write_text(yaml.safe_dump(config))
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory", str(tmp_path),
            "--configfile", str(path), "--cores", "2"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, cwd=tmp_path)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV, cwd=tmp_path)
     log = tmp_path / "results" / "logs" / "synth" / "linear" / "seed0" / "train.log"
     trainer = None
     for _ in range(600):  # wait until training is inside epoch 2
         if log.exists() and "epoch 2 step" in log.read_text():
-            trainer = next(p for p in psutil.process_iter(["cmdline", "cwd"])  # this test's, not another's
-                           if p.info["cmdline"] and p.info["cmdline"][1:4] == ["-m", "atdr", "train"]
-                           and p.info["cwd"] == str(tmp_path))
+            job = next(p for p in psutil.process_iter(["cmdline", "cwd"])  # this test's, not another's
+                       if p.info["cmdline"] and "--restarts" in p.info["cmdline"]
+                       and p.info["cmdline"][1:4] == ["-m", "atdr", "train"] and p.info["cwd"] == str(tmp_path))
+            trainer = job.children()[0]
             break
         time.sleep(0.2)
     assert trainer is not None, "training never reached epoch 2"
     trainer.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=600) == 0
-    assert "resuming results/synth/linear/seed0 at epoch" in log.read_text()  # the retry's log
+    output, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, output[-3000:]
+    (attempt,) = _attempts(log)
+    assert "the trainer was stopped by SIGTERM after saving its state (pre-empted); starting it again" in attempt
+    assert "resuming results/synth/linear/seed0 at epoch" in attempt
     metrics = pd.read_csv(tmp_path / "results" / "synth" / "linear" / "seed0" / "metrics.csv")
     assert list(metrics.epoch) == [1, 2, 3, 4]
 
+    config["models"]["needs_cuda"] = {**config["models"]["linear"], "train": {"device": "cuda"}}
+    path.write_text(yaml.safe_dump(config))
+    failed = snakemake(tmp_path, "results/synth/needs_cuda/seed0/checkpoints/best.pt", config=path)
+    assert failed.returncode != 0 and "Trying to restart" not in failed.stdout + failed.stderr
+    (attempt,) = _attempts(tmp_path / "results" / "logs" / "synth" / "needs_cuda" / "seed0" / "train.log")
+    assert "train.device is cuda but no CUDA device is available" in attempt and "starting it again" not in attempt
 
-def test_slurm_profile_plans_the_paper_dag(tmp_path):
-    result = snakemake(tmp_path, "-n", "--workflow-profile", str(ROOT / "workflow" / "profiles" / "slurm"),
-                       config=ROOT / "config" / "paper.yaml")
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert planned(result)["train"] == 14
+
+@pytest.mark.parametrize("with_account", [True, False], ids=["accounting", "no-accounting"])
+def test_readme_slurm_commands_plan_the_default_workflow_and_the_paper(tmp_path, with_account):
+    """The README's SLURM commands, as written: the default config, as the default profile; the
+    paper's with --configfile at the end."""
+    sys.path.insert(0, str(ROOT / "tests" / "cluster"))
+    from slurm_cluster import readme_commands
+
+    (command,) = [c for c in readme_commands(ROOT / "README.md") if ("--slurm-no-account" in c) != with_account]
+    args = shlex.split(command.replace("YOUR_PARTITION", "gpu").replace("YOUR_ACCOUNT", "atdr"))
+    run = [sys.executable, "-m", *args, "-n", "--directory", str(tmp_path)]
+    default = subprocess.run(run, capture_output=True, text=True, env=ENV, cwd=ROOT)
+    assert default.returncode == 0, default.stderr[-2000:]
+    default_config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    assert planned(default)["train"] == len(default_config["models"]) * len(default_config["seeds"])
+    paper = subprocess.run([*run, "--configfile", "config/paper.yaml"], capture_output=True, text=True, env=ENV, cwd=ROOT)
+    assert paper.returncode == 0, paper.stderr[-2000:]
+    assert planned(paper)["train"] == 14

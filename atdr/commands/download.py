@@ -133,8 +133,7 @@ def run(args: argparse.Namespace) -> int:
         fetch(args.dest, keep=args.keep_archive, **options, **retry)
     else:
         from atdr.download.addresses import WEIGHTS
-        from atdr.download.weights import fetch_weights
-        from atdr.models._pretrained import checkpoint_dir
+        from atdr.download.weights import checkpoint_dir, fetch_weights
 
         if args.list or not args.names:
             for name, w in WEIGHTS.items():

@@ -11,8 +11,6 @@ Example:
 import argparse
 import logging
 
-from atdr.data.synth import CLASSES, synthesize
-
 log = logging.getLogger(__name__)
 
 
@@ -22,12 +20,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval", type=int, default=200, metavar="N", help="evaluation clips (default: %(default)s)")
     p.add_argument("--seconds", type=float, default=2.0, help="clip length in seconds; AudioSet's is 10 (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
-    p.add_argument("--classes", type=int, default=len(CLASSES), metavar="K",
-                   help=f"use the first K of the {len(CLASSES)} classes (default: all)")
+    p.add_argument("--classes", type=int, metavar="K",
+                   help="use the first K of the embedded dataset's classes (default: all)")
 
 
 def run(args: argparse.Namespace) -> None:
+    from atdr.data.synth import CLASSES, synthesize  # here: torch is slow to import for every command's --help
     from atdr.errors import AtdrError
+
+    if args.classes is None:
+        args.classes = len(CLASSES)
 
     if args.train < 1 or args.eval < 1:
         raise AtdrError("--train and --eval must be at least 1")

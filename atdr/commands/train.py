@@ -5,26 +5,54 @@ weights, front-end, norm stats), augment (mixup, freqm, timem, noise), optim (lr
 milestones) and train (epochs, batch size, seed, workers). Override any key with
 --set section.key=value. The resolved config is saved as OUT/config.yaml.
 
-Interrupting is safe: SIGTERM (SLURM pre-emption) or Ctrl-C saves OUT/checkpoints/last.pt and
-exits with code 75 (SIGTERM) or 130 (Ctrl-C); running the same command again resumes exactly.
-Running it on a finished run only rewrites the final outputs.
+Interrupting is safe: SIGTERM (pre-emption) or Ctrl-C saves OUT/checkpoints/last.pt and exits
+with code 75 (SIGTERM) or 130 (Ctrl-C); running the same command again resumes exactly. Running
+it on a finished run only rewrites the final outputs. Exit code 2: a mistake in the config or
+the data; 74: a transient fault (an I/O error, a dead data-loader worker, a CUDA or NCCL error).
+
+--restarts N runs the trainer as a child process and starts it again, resuming, after a
+transient fault, after it alone was sent SIGTERM or after it was killed (the OOM killer), at most
+N times; never after a mistake in the config or the data. The workflow uses it.
+
+SLURM: inside a SLURM job, a trainer stopped by SIGTERM while its job goes on running (a
+pre-emption notice, `scancel --signal=TERM`, `sbatch --signal=TERM@120`) or at its time limit
+requeues its job with `scontrol requeue`, so SLURM starts it again and it resumes, any number of
+times. A cancelled job is not requeued.
 
 OUT belongs to one run: a second `atdr train` on it stops at once (OUT/.lock names the holder),
 and OUT holding a run of another config is refused; --force deletes that run's outputs first.
 
 GPUs: --gpus N claims N free GPUs (lock files, so concurrent jobs never share one; SLURM's or
-your CUDA_VISIBLE_DEVICES is respected) and, for N > 1, trains data-parallel through torchrun.
-Without CUDA it trains on the CPU. Equivalent by hand:
+your CUDA_VISIBLE_DEVICES is respected) and, for N > 1, trains data-parallel: through torchrun on
+this machine, or inside a SLURM job as N `srun` tasks over the job's nodes (one run across
+several nodes; without CUDA they train on the CPU over gloo). Without CUDA and outside SLURM it
+trains in one process on the CPU. By hand:
   torchrun --standalone --nproc_per_node N -m atdr train --config run.yaml --out DIR
 
 Example:
   atdr train --config run.yaml --out results/runs/tal-seed0 --set train.epochs=5
 """
 
+from __future__ import annotations
+
 import argparse
 import logging
+import os
+import socket
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from atdr.errors import AtdrError
+
+if TYPE_CHECKING:
+    from atdr.config import RunConfig
 
 log = logging.getLogger(__name__)
+
+# Set for the trainer process(es) started by this command: train here, launch nothing.
+WORKER = "ATDR_TRAIN_WORKER"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -35,29 +63,102 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true",
                    help="if OUT holds a run of another config, delete its outputs and start over")
     p.add_argument("--gpus", type=int, default=1, metavar="N",
-                   help="GPUs for this run; N > 1 launches N processes with torchrun (default: %(default)s)")
+                   help="GPUs for this run; N > 1 trains with N processes (DDP) (default: %(default)s)")
+    p.add_argument("--restarts", type=int, default=0, metavar="N",
+                   help="start the trainer again after pre-emption or a transient fault, at most N times "
+                        "(default: %(default)s: train in this process)")
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
-    import sys
-
     from atdr.config import load_config
+
+    cfg = load_config(args.config, args.set)  # fail on a bad config before claiming or starting anything
+    with _run_log(args.out):
+        if "WORLD_SIZE" in os.environ or os.environ.get(WORKER):
+            return _train_here(cfg, args.out, args.force)
+        return _launch(args, cfg)
+
+
+@contextmanager
+def _run_log(out: str):
+    """Also log to OUT/train.log, appending: it keeps every attempt of the run (a workflow's own
+    log file is replaced each time Snakemake runs the job)."""
+    folder = Path(out)
+    if folder.exists() and not folder.is_dir():
+        raise AtdrError(f"--out {out} is a file; give a folder for the run's outputs")
+    folder.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(folder / "train.log", mode="a")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def _launch(args: argparse.Namespace, cfg: RunConfig) -> int:
+    """Claim the GPUs and start the trainer(s): here, exec'd, or supervised (--restarts)."""
+    from atdr import slurm
     from atdr.gpus import claim_gpus, device_count
+
+    cuda = device_count() > 0
+    if cuda:
+        claim_gpus(args.gpus)
+    job = slurm.job_id()
+    where = f"SLURM job {job}, restart {slurm.job_fields(job).get('Restarts', '?')}" if job else "not in a SLURM job"
+    log.info("atdr train %s: %s, pid %d, %s, CUDA_VISIBLE_DEVICES=%s", args.out, socket.gethostname(), os.getpid(),
+             where, os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)"))
+    trainers = _trainers(args, cuda, job)
+    if trainers is None:
+        return _train_here(cfg, args.out, args.force)
+    argv, env = trainers
+    if args.restarts:
+        from atdr.supervise import supervise
+
+        return supervise(argv, env, args.restarts, in_slurm=job is not None)
+    os.execvpe(argv[0], argv, env)  # the GPU locks stay held across exec
+    raise AssertionError("not reached")
+
+
+def _trainers(args: argparse.Namespace, cuda: bool, job: str | None) -> tuple[list[str], dict[str, str]] | None:
+    """The command (and environment) that starts the run's trainer process(es); None: train here."""
+    from atdr import slurm
+
+    module_args = ["train", "--config", args.config, "--out", args.out, "--gpus", "1",
+                   *[f"--set={item}" for item in args.set], *["--force"] * args.force]
+    if job and args.gpus > 1:  # the GPUs SLURM allocated, on one node or several
+        argv, env = slurm.ddp_over_allocation(args.gpus, module_args)
+    elif cuda and args.gpus > 1:
+        argv, env = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.gpus}",
+                     "-m", "atdr", *module_args], dict(os.environ)
+    elif args.restarts:
+        argv, env = [sys.executable, "-m", "atdr", *module_args], dict(os.environ)
+    else:
+        return None
+    return argv, {**env, WORKER: "1"}
+
+
+def _train_here(cfg: RunConfig, out: str, force: bool) -> int:
+    """Train in this process; the exit code says how it ended (see the module's doc)."""
+    from atdr import slurm
+    from atdr.errors import EXIT_PREEMPTED, EXIT_TRANSIENT
+    from atdr.supervise import is_transient
     from atdr.train import Stopped, train
 
-    cfg = load_config(args.config, args.set)  # fail on a bad config before claiming anything
-    if "WORLD_SIZE" not in os.environ and device_count() > 0:
-        claim_gpus(args.gpus)
-        if args.gpus > 1:
-            argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={args.gpus}",
-                    "-m", "atdr", "train",
-                    "--config", args.config, "--out", args.out, "--gpus", "1"]
-            argv += [f"--set={item}" for item in args.set] + ["--force"] * args.force
-            os.execv(argv[0], argv)  # the GPU locks stay held across exec
+    os.environ.update(slurm.rank_environment())
     try:
-        train(cfg, args.out, force=args.force)
+        train(cfg, out, force=force)
     except Stopped as e:
         log.warning("%s", e)
+        job = slurm.job_id()
+        if e.code == EXIT_PREEMPTED and job and os.environ.get("RANK", "0") == "0":
+            slurm.requeue_after_stop(job)
         return e.code
+    except Exception as e:
+        if not is_transient(e):
+            raise
+        log.error("transient fault: %s: %s", type(e).__name__, e)
+        return EXIT_TRANSIENT
     return 0

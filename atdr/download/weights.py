@@ -12,6 +12,7 @@ runs check the file against it. Every file must load as a plain state dict
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,15 @@ from atdr.download.http import fetch, file_digest
 from atdr.errors import AtdrError
 
 log = logging.getLogger(__name__)
+
+ENV_VAR = "ATDR_CHECKPOINTS"
+DEFAULT_DIR = "resources/checkpoints"
+
+
+def checkpoint_dir() -> Path:
+    """The checkpoint folder: `$ATDR_CHECKPOINTS`, by default `resources/checkpoints` (relative to
+    the working directory). Light to import: the workflow reads it at start-up."""
+    return Path(os.environ.get(ENV_VAR) or DEFAULT_DIR)
 
 
 def lookup(name: str) -> Weights:

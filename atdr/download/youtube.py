@@ -43,11 +43,10 @@ from atdr.data.segments import Segment, read_segments
 from atdr.download.addresses import AUDIOSET_CSV, youtube_template
 from atdr.download.http import TransientError, fetch_once, retrying
 from atdr.download.unpack import check_clip_id
-from atdr.errors import AtdrError
+from atdr.errors import EXIT_INTERRUPTED, EXIT_PREEMPTED, AtdrError
 
 log = logging.getLogger(__name__)
 
-EXIT_PREEMPTED = 75  # as `atdr train`: stopped by SIGTERM; run the same command again to continue
 # Messages of permanent and of transient failures (checked in this order: transient first).
 _TRANSIENT_MESSAGES = (("not a bot", "bot check"), ("try again later", "try again later"),
                        ("too many requests", "rate limited"))
@@ -313,7 +312,7 @@ def download_audioset(dest: str | Path, segments: str, *, template: str | None =
         if stop.event.is_set():
             log.warning("%s: stopped by a signal with %d of %d clips on disk; run the same command again to continue",
                         segments, sum(o.status == "ok" for o in outcomes.values()), len(listed))
-            return EXIT_PREEMPTED if stop.signal == signal.SIGTERM else 130
+            return EXIT_PREEMPTED if stop.signal == signal.SIGTERM else EXIT_INTERRUPTED
     return _summarise(segments, listed, outcomes, min_fraction, manifest_path)
 
 

@@ -7,20 +7,11 @@ missing file is an AtdrError naming the file, the directory, the command and the
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import torch
 
+from atdr.download.weights import ENV_VAR, checkpoint_dir
 from atdr.errors import AtdrError
 from atdr.torchfile import load_state_dict
-
-ENV_VAR = "ATDR_CHECKPOINTS"
-DEFAULT_DIR = "resources/checkpoints"
-
-
-def checkpoint_dir() -> Path:
-    return Path(os.environ.get(ENV_VAR) or DEFAULT_DIR)
 
 
 def load_pretrained(name: str) -> dict[str, torch.Tensor]:

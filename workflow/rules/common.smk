@@ -1,10 +1,12 @@
 # Config validation and the helpers every stage uses. Run configs are built by atdr.workflow.
 from pathlib import Path
 
+import atdr.slurm as atdr_slurm
 import atdr.workflow as atdr_workflow
 from atdr.errors import AtdrError
-from atdr.models._pretrained import checkpoint_dir
+from atdr.download.weights import checkpoint_dir
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 
@@ -19,7 +21,8 @@ try:
     atdr_workflow.check_schema(config)  # a mistake in one line, not the schema
     validate(config, "../schemas/config.schema.yaml")  # fills in the defaults
     config["datasets"] = atdr_workflow.prepare(config["datasets"])  # cross-validation folds, download folders
-    atdr_workflow.check(config)
+    if not workflow.remote_exec:  # checked once, by the main process: a cluster job's Snakemake starts faster
+        atdr_workflow.check(config)
 except AtdrError as e:
     raise WorkflowError(f"config: {e}")
 
@@ -184,3 +187,11 @@ def final_targets():
     figures = [f"{COMPARISON}/{name}.png" for name in ("mAP_by_model", "per_class_ap", "training_curves", "mAP_vs_params")]
     checkpoints = [f"{run}/checkpoints/best.pt" for run in run_dirs()]
     return tables + figures + [f"{COMPARISON}/mAP_by_model.pdf"] + checkpoints
+
+
+onstart:
+    # SLURM accepts a job that asks for more than any node offers, which then pends forever: say so now.
+    if workflow.executor_plugin.name == "slurm":
+        jobs = [(job.rule.name, job.resources, job.threads) for job in workflow.dag.needrun_jobs() if not job.is_local]
+        for message in atdr_slurm.check_requests(jobs):
+            logger.warning(f"SLURM: {message}")

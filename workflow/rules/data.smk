@@ -113,6 +113,9 @@ rule pack:
     params:
         codec=lambda w: config["datasets"][w.dataset]["pack_codec"],
     threads: 4
+    resources:
+        mem_mb=4000,
+        runtime=6 * 60,  # AudioSet's full training set: two million clips decoded once
     conda:
         "../../envs/atdr.yaml"
     log:

@@ -8,7 +8,10 @@ rule norm_stats:
         f"{RESULTS}/{{dataset}}/data/stats_{{frontend}}.json",
     params:
         target_length=lambda w: config["datasets"][w.dataset]["target_length"][w.frontend],
-    threads: 2
+    threads: 8
+    resources:
+        mem_mb=8000,
+        runtime=10 * 60,
     conda:
         "../../envs/atdr.yaml"
     log:

@@ -1,6 +1,6 @@
 # Stage 3: one training job per (dataset, model, seed). The run config is written by its own rule
 # so that a changed setting re-runs exactly the runs it reaches. Training resumes from
-# checkpoints/last.pt (not a declared output, so Snakemake keeps it) after pre-emption or a retry;
+# checkpoints/last.pt (not a declared output, so Snakemake keeps it) after pre-emption or a restart;
 # with a changed run config, --force clears every output of the old run first.
 
 
@@ -28,18 +28,23 @@ rule train:
         best=f"{RESULTS}/{{dataset}}/{{model}}/seed{{seed}}/checkpoints/best.pt",
     params:
         out=run_path,
-        workers=lambda w, threads: max(threads - 1, 0),
+        gpus=config["gpus_per_run"],
+        workers=lambda w, threads: atdr_workflow.loader_workers(config, threads),
     threads: 8
     resources:
-        gpu=config["gpus_per_run"],
-        mem_mb=16000,
-        runtime=24 * 60,
+        mem_mb=32000,
+        runtime=24 * 60,  # at the limit SLURM sends SIGTERM: the trainer saves and requeues its job
+        **atdr_workflow.train_gpus(config),
     conda:
         "../../envs/atdr.yaml"
     log:
         f"{RESULTS}/logs/{{dataset}}/{{model}}/seed{{seed}}/train.log",
     benchmark:
         f"{RESULTS}/benchmarks/{{dataset}}/{{model}}/seed{{seed}}/train.tsv"
+    # exec: the trainer replaces the shell, so that a signal meant for it (pre-emption) does not end
+    # the job first. `atdr train --restarts` starts the trainer again after a pre-emption or a transient
+    # fault, never after a deterministic failure. Every attempt, also across SLURM requeues (which
+    # replace this log), is appended to the run folder's train.log.
     shell:
-        "python -m atdr train --config {input.config} --out {params.out} --gpus {resources.gpu}"
+        "exec python -m atdr train --config {input.config} --out {params.out} --gpus {params.gpus} --restarts 3"
         " --set train.num_workers={params.workers} --force 2> {log}"

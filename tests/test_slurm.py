@@ -1,0 +1,275 @@
+"""The workflow on a real one-node SLURM cluster (tests/cluster/slurm_cluster.py): the README's
+command, GPUs asked for and given, pre-emption and requeue, DDP over the allocation, failures
+that are not retried, requests no node can meet. Skipped, with the reason, where the cluster
+cannot run (not root, no packages); in CI (`ATDR_REQUIRE_SLURM`, set by .ci/run) that fails.
+
+The tests share one workflow folder. First the README's command runs the workflow to the end;
+then two workflows run at once in that folder, re-training single runs (one pre-empted three
+times beside one that fails for good; one over two processes); last, a request no node meets."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent / "cluster"))
+import slurm_cluster  # noqa: E402
+
+pytestmark = pytest.mark.slow
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+STEPS_PER_EPOCH = 4  # 128 training clips, batch 32
+
+
+def readme_command(partition: str) -> list[str]:
+    """The README's SLURM command for a cluster without accounting, with the test's partition."""
+    ours = [c for c in slurm_cluster.readme_commands(ROOT / "README.md") if "--slurm-no-account" in c]
+    assert len(ours) == 1 and "YOUR_PARTITION" in ours[0], "the README should show one command without accounting"
+    return shlex.split(ours[0].replace("YOUR_PARTITION", partition))
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """The test cluster `.ci/run` started, else one started (and stopped) here."""
+    running = slurm_cluster.running()
+    if running:
+        yield running
+        return
+    try:
+        started = slurm_cluster.up()
+    except slurm_cluster.Unavailable as e:
+        if os.environ.get("ATDR_REQUIRE_SLURM"):  # CI: the SLURM tests must run
+            pytest.fail(f"no SLURM test cluster: {e}")
+        pytest.skip(f"no SLURM test cluster: {e}")
+    yield started
+    started.stop()
+
+
+def tiny_config(path: Path, **models: dict) -> Path:
+    """The default config made small: two models, two seeds, 128 training clips, 3 epochs."""
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["datasets"]["synth"]["synth"] = {"train": 128, "eval": 32, "seconds": 1.0, "seed": 0}
+    config["models"] = {name: config["models"][name] for name in ("linear", "transformer")} | models
+    config["seeds"] = [0, 1]
+    config["ensembles"] = {"pair": ["linear", "transformer"]}
+    config["run_defaults"]["train"].update(epochs=3, wa_start=2, log_every=1)
+    config["bootstrap"] = 20
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def snakemake(cluster, workdir: Path, *targets: str, extra: tuple[str, ...] = (), config: Path | None = None,
+              output: Path | None = None) -> subprocess.Popen:
+    """The README's command (targets first, the test's folder and config last); its output goes to
+    a pipe, or to file `output` (for a run that nobody reads while it runs)."""
+    cmd = [sys.executable, "-m", *readme_command(cluster.partition), *extra, "--directory", str(workdir),
+           "--configfile", str(config or workdir / "tiny.yaml")]
+    cmd[3:3] = targets  # after `-m snakemake`
+    if output is None:
+        return subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    with output.open("w") as stdout:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=stdout, stderr=subprocess.STDOUT, text=True)
+    proc.output_path = output  # for finish()
+    return proc
+
+
+def finish(proc: subprocess.Popen, timeout: float = 900) -> tuple[int, str]:
+    output, _ = proc.communicate(timeout=timeout)
+    path = getattr(proc, "output_path", None)
+    return proc.returncode, path.read_text() if path else output
+
+
+def show_job(job: str) -> dict[str, str]:
+    out = subprocess.run(["scontrol", "show", "job", "--oneliner", job], capture_output=True, text=True).stdout
+    return dict(re.findall(r"(\w+)=(\S*)", out))
+
+
+def train_log(workdir: Path, model: str, seed: int) -> Path:
+    return workdir / "results" / "logs" / "synth" / model / f"seed{seed}" / "train.log"
+
+
+def attempts(log: Path) -> list[str]:
+    """The log split at each `atdr train` start (one part per attempt, appended)."""
+    return re.split(r"(?m)^(?=[\d:\- ]+ atdr train )", log.read_text())[1:]
+
+
+@dataclass
+class Finished:
+    """The README's command run to the end: its folder, output and SLURM job records."""
+
+    workdir: Path
+    output: str
+    records: list[dict[str, str]]
+
+
+@pytest.fixture(scope="module")
+def finished(cluster, tmp_path_factory) -> Finished:
+    workdir = tmp_path_factory.mktemp("slurm")
+    tiny_config(workdir / "tiny.yaml")
+    before = len(cluster.job_records())  # a cluster started by .ci/run may have run other jobs
+    code, output = finish(snakemake(cluster, workdir))
+    assert code == 0, output[-4000:]
+    return Finished(workdir, output, cluster.job_records()[before:])
+
+
+def test_readme_command_runs_the_workflow_to_the_comparison(finished):
+    table = pd.read_csv(finished.workdir / "results" / "comparison" / "tiny" / "table.csv")
+    assert set(table.model) == {"linear", "transformer", "pair"}
+    assert (finished.workdir / "results" / "comparison" / "tiny" / "mAP_by_model.png").stat().st_size > 1000
+    # one SLURM job per training run, one for the data preparation, one for evaluation and report
+    comments = [show_job(record["JobId"]).get("Comment", "") for record in finished.records]
+    assert sorted(c.split("_")[1] for c in comments) == ["prepare", "report", "train", "train", "train", "train"], comments
+
+
+def test_training_jobs_ask_for_a_gpu_and_slurm_gives_it(finished):
+    for record in finished.records:
+        job = show_job(record["JobId"])
+        if job["Comment"].startswith("rule_train"):
+            assert job["TresPerJob"] == "gres:gpu:1" and job["NumCPUs"] == "8" and "mem=32000M" in job["TRES"], job
+    for model in ("linear", "transformer"):
+        for seed in (0, 1):
+            (start,) = attempts(train_log(finished.workdir, model, seed))
+            assert re.search(r"SLURM job \d+, restart 0, CUDA_VISIBLE_DEVICES=[0-2]\n", start), start[:300]
+
+
+def test_never_more_gpu_jobs_at_once_than_gpus(finished):
+    spans = []
+    for record in finished.records:
+        if show_job(record["JobId"])["Comment"].startswith("rule_train"):
+            spans.append((datetime.fromisoformat(record["StartTime"]), datetime.fromisoformat(record["EndTime"])))
+    assert len(spans) == 4
+    events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])  # ends sort first
+    running, most = 0, 0
+    for _, change in events:
+        running += change
+        most = max(most, running)
+    assert most == slurm_cluster.NODE["gpus"]  # 4 runs, 3 GPUs: three at a time, then one
+
+
+def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        assert proc.poll() is None, f"snakemake ended (exit {proc.returncode}) while waiting for {what}"
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@dataclass
+class Rerun:
+    """A workflow run again on some targets: its exit code and output."""
+
+    code: int
+    output: str
+
+
+@dataclass
+class SecondPhase:
+    workdir: Path
+    preempted: Rerun  # linear seed 0 (pre-empted three times) beside needs_cuda seed 0 (fails for good)
+    ddp: Rerun  # linear seed 1 over two processes
+    reference: np.ndarray  # linear seed 0's predictions from the uninterrupted first run
+
+
+@pytest.fixture(scope="module")
+def second_phase(cluster, finished, tmp_path_factory) -> SecondPhase:
+    """Two workflows at once in the first one's folder (its data prepared), as a user may run them:
+
+    - linear seed 0 trained again and sent SIGTERM mid-epoch three times (what SLURM sends to
+      pre-empt; `scancel --signal=TERM`), beside a model that needs CUDA, a failure that would
+      recur (`--keep-going`: the other run goes on);
+    - linear seed 1 trained again with `gpus_per_run=2`: one run, two processes."""
+    workdir, logs = finished.workdir, tmp_path_factory.mktemp("second_phase")
+    runs = workdir / "results" / "synth" / "linear"
+    reference = np.load(runs / "seed0" / "predictions.npy")
+    for seed in (0, 1):
+        shutil.rmtree(runs / f"seed{seed}")
+    broken = yaml.safe_load((workdir / "tiny.yaml").read_text())
+    broken["models"]["needs_cuda"] = {**broken["models"]["linear"], "train": {"device": "cuda"}}
+    (logs / "broken.yaml").write_text(yaml.safe_dump(broken))
+
+    preempted = snakemake(cluster, workdir, "results/synth/linear/seed0/checkpoints/best.pt",
+                          "results/synth/needs_cuda/seed0/checkpoints/best.pt", extra=("--keep-going",),
+                          config=logs / "broken.yaml", output=logs / "preempted.txt")
+    ddp = snakemake(cluster, workdir, "results/synth/linear/seed1/checkpoints/best.pt",
+                    extra=("--config", "gpus_per_run=2"), output=logs / "ddp.txt")
+    log = runs / "seed0" / "train.log"  # the run's own log: each requeue runs the job again, replacing the workflow's
+    for k in range(3):
+        def at_an_epochs_first_step(k=k):  # then the trainer stops after this step or the next: mid-epoch
+            parts = attempts(log)[k:] if log.exists() else []
+            if not parts:
+                return None
+            since_resume = parts[0][parts[0].find("resuming") + 1:]
+            for epoch, step in re.findall(r"epoch (\d+) step (\d+):", since_resume):
+                if int(step) % STEPS_PER_EPOCH == 1 and int(epoch) > k:
+                    return re.search(r"SLURM job (\d+)", parts[0])[1]
+            return None
+        job = _wait_for(at_an_epochs_first_step, 300, f"attempt {k + 1} to train", preempted)
+        subprocess.run(["scancel", "--signal=TERM", job], check=True)
+    return SecondPhase(workdir, Rerun(*finish(preempted)), Rerun(*finish(ddp)), reference)
+
+
+def test_preempted_training_job_is_requeued_and_resumes_each_time(second_phase):
+    """Each time the trainer saves, requeues its job and SLURM starts it again; it resumes from its
+    step and ends as the uninterrupted run did, without using a retry."""
+    assert "Trying to restart" not in second_phase.preempted.output
+    run = second_phase.workdir / "results" / "synth" / "linear" / "seed0"
+    parts = attempts(run / "train.log")
+    assert [re.search(r"restart (\d+)", p)[1] for p in parts] == ["0", "1", "2", "3"]
+    resumed = [int(re.search(r"resuming \S+ at epoch \d+ \([^)]*; step (\d+)\)", p)[1]) for p in parts[1:]]
+    assert resumed == sorted(resumed) and all(step % STEPS_PER_EPOCH for step in resumed), resumed
+    assert all("requeueing SLURM job" in p for p in parts[:3])
+    assert show_job(re.search(r"SLURM job (\d+)", parts[0])[1])["Restarts"] == "3"
+    assert list(pd.read_csv(run / "metrics.csv").epoch) == [1, 2, 3]
+    assert np.array_equal(np.load(run / "predictions.npy"), second_phase.reference)
+
+
+def test_a_deterministic_failure_is_not_retried(second_phase):
+    assert second_phase.preempted.code != 0
+    (attempt,) = attempts(train_log(second_phase.workdir, "needs_cuda", 0))
+    assert "train.device is cuda but no CUDA device is available" in attempt
+    assert "starting it again" not in attempt and "requeueing" not in attempt
+    assert show_job(re.search(r"SLURM job (\d+)", attempt)[1])["Restarts"] == "0"
+
+
+def test_a_run_trains_over_the_allocation_with_two_processes(second_phase):
+    assert second_phase.ddp.code == 0, second_phase.ddp.output[-3000:]
+    run = second_phase.workdir / "results" / "synth" / "linear" / "seed1"
+    (attempt,) = attempts(run / "train.log")
+    assert re.search(r"CUDA_VISIBLE_DEVICES=\d,\d\n", attempt) and "cpu x2" in attempt, attempt[:2000]  # 2 DDP processes
+    job = show_job(re.search(r"SLURM job (\d+)", attempt)[1])
+    assert job["TresPerJob"] == "gres:gpu:2", job
+    assert list(pd.read_csv(run / "metrics.csv").epoch) == [1, 2, 3]
+
+
+def test_a_request_no_node_can_meet_is_reported(cluster, finished):
+    workdir = finished.workdir
+    proc = snakemake(cluster, workdir, "results/synth/linear/seed0/checkpoints/best.pt",
+                     extra=("--forcerun", "train", "--set-resources", "train:mem_mb=500000"))
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reader.start()
+    try:
+        _wait_for(lambda: any("SLURM: rule train asks for" in line for line in lines), 300, "the warning", proc)
+    finally:
+        proc.send_signal(signal.SIGINT)  # Snakemake cancels the job, which would wait forever
+        proc.wait(timeout=120)
+    message = next(line for line in lines if "SLURM: rule train asks for" in line)
+    assert "500000 MB" in message and f"at most 32 CPUs, {slurm_cluster.NODE['mem_mb']} MB" in message, message
