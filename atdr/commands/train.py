@@ -9,6 +9,7 @@ Interrupting is safe: SIGTERM (pre-emption) or Ctrl-C saves OUT/checkpoints/last
 with code 75 (SIGTERM) or 130 (Ctrl-C); running the same command again resumes exactly. Running
 it on a finished run only rewrites the final outputs. Exit code 2: a mistake in the config or
 the data; 74: a transient fault (an I/O error, a dead data-loader worker, a CUDA or NCCL error).
+Every attempt's log is appended to OUT/train.log.
 
 --restarts N runs the trainer as a child process and starts it again, resuming, after a
 transient fault, after it alone was sent SIGTERM or after it was killed (the OOM killer), at most
