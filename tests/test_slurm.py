@@ -69,7 +69,7 @@ def tiny_config(path: Path, **models: dict) -> Path:
     config["ensembles"] = {"pair": ["linear", "transformer"]}
     config["run_defaults"]["train"].update(epochs=3, wa_start=2, log_every=1)
     config["bootstrap"] = 20
-    config.pop("analyses", None)  # tested without SLURM (tests/test_analysis*.py, the default workflow)
+    config.pop("analyses", None)  # tested without SLURM (tests/test_analyses.py, the default workflow)
     path.write_text(yaml.safe_dump(config))
     return path
 
