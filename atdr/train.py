@@ -197,8 +197,9 @@ def _run_data(cfg: RunConfig, world: World, device: torch.device, notes: Convers
 
     def loader(name: str, batch_size: int, sampler: EpochSampler | None = None) -> DataLoader:
         return loaders.loader(datafiles[name], clips[name], batch_size, sampler, stores.get(name),
-                           num_workers=t.num_workers, pin_memory=device.type == "cuda",
-                           worker_init_fn=partial(_init_worker, notes), generator=torch.Generator().manual_seed(t.seed))
+                              num_workers=t.num_workers, pin_memory=device.type == "cuda",
+                              worker_init_fn=partial(_init_worker, notes),
+                              generator=torch.Generator().manual_seed(t.seed))
 
     scored = {name: c for name, c in clips.items() if name != "train"}
     return RunData(loaders, labels, frontend, norm, clips["train"], sampler, loader("train", t.batch_size // world.size, sampler),

@@ -25,8 +25,8 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from atdr.config import AugmentConfig, RunConfig
-from atdr.data.dataset import AudioDataset, WaveTransform, batch_loader, reference_inputs
 from atdr.data.datafile import Clip
+from atdr.data.dataset import AudioDataset, WaveTransform, batch_loader, reference_inputs
 from atdr.data.features import FrontEnd
 from atdr.data.labels import LabelSet
 from atdr.data.pack import PackedDataset, PackedStore, pack
