@@ -87,7 +87,10 @@ def _run_log(out: str):
     folder = Path(out)
     if folder.exists() and not folder.is_dir():
         raise AtdrError(f"--out {out} is a file; give a folder for the run's outputs")
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise AtdrError(f"--out {out}: cannot create run folder ({e.strerror})") from None
     handler = logging.FileHandler(folder / "train.log", mode="a")
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
     root = logging.getLogger()
@@ -108,9 +111,10 @@ def _launch(args: argparse.Namespace, cfg: RunConfig) -> int:
     if cuda:
         claim_gpus(args.gpus)
     job = slurm.job_id()
-    where = f"SLURM job {job}, restart {slurm.job_fields(job).get('Restarts', '?')}" if job else "not in a SLURM job"
-    log.info("atdr train %s: %s, pid %d, %s, CUDA_VISIBLE_DEVICES=%s", args.out, socket.gethostname(), os.getpid(),
-             where, os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)"))
+    if job:  # which attempt of which job: the run folder's train.log keeps every one
+        log.info("atdr train %s: %s, pid %d, SLURM job %s, restart %s, CUDA_VISIBLE_DEVICES=%s", args.out,
+                 socket.gethostname(), os.getpid(), job, slurm.job_fields(job).get("Restarts", "?"),
+                 os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)"))
     trainers = _trainers(args, cuda, job)
     if trainers is None:
         return _train_here(cfg, args.out, args.force)
