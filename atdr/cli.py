@@ -31,6 +31,11 @@ COMMANDS = {
     "evaluate": "evaluate",
     "ensemble": "ensemble",
     "compare": "compare",
+    "subset": "subset",
+    "label-noise": "label_noise",
+    "probe": "probe",
+    "analyze": "analyze",
+    "cost": "cost",
     "tag": "tag",
     "convert-checkpoint": "convert_checkpoint",
 }

@@ -39,6 +39,9 @@ class DataConfig(_Section):
         "packed", description="packed: waveforms from packed stores (`atdr pack`, <datafile stem>.pack, packed on first "
                               "use), features and augmentation per batch on the device; reference: per clip in the data "
                               "workers, as the original loader")
+    train_store: Path | None = Field(
+        None, description="packed store holding the training clips when not <train stem>.pack: a larger datafile's "
+                          "(clips found there by audio file; the analyses' subsets and relabelled training sets)")
     task: Literal["multilabel", "singlelabel"] = Field(
         "multilabel", description="multilabel (AudioSet: mAP) or singlelabel (ESC-50, Speech Commands: accuracy)")
 

@@ -14,8 +14,12 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from atdr.errors import AtdrError
+
+if TYPE_CHECKING:
+    import torch
 
 _held: list = []  # open lock files: kept for the life of the process
 
@@ -64,3 +68,13 @@ def claim_gpus(n: int, lock_dir: str | Path | None = None, wait_s: float = 600.0
         if time.monotonic() > deadline:
             raise AtdrError(f"could not claim {n} free GPU(s) within {wait_s:g} s: other jobs hold them (locks in {lock_dir})")
         time.sleep(2.0)
+
+
+def claim_device(gpus: int) -> torch.device:
+    """For one-process jobs (probing, timing): with `gpus` 1 a free GPU claimed as `claim_gpus`
+    does where the machine has one, else (or with 0) the CPU."""
+    import torch
+
+    if gpus and "CUDA_VISIBLE_DEVICES" not in os.environ and device_count() > 0:
+        claim_gpus(1)
+    return torch.device("cuda" if gpus and torch.cuda.is_available() else "cpu")

@@ -246,7 +246,7 @@ def comparison_table(seeds: pd.DataFrame) -> pd.DataFrame:
 # Writing the table
 
 
-def _significant(x: float, digits: int = 3) -> str:
+def significant(x: float, digits: int = 3) -> str:
     """`x` with about `digits` significant digits, never in scientific notation."""
     if x == 0:
         return "0"
@@ -267,8 +267,8 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
         "model": table["model"],
         "architecture": table["architecture"],
         "front-end": table["frontend"].fillna(""),
-        "params (M)": (table["params"] / 1e6).map(_fmt(_significant)),
-        "GFLOPs": table["gflops"].map(_fmt(_significant)),
+        "params (M)": (table["params"] / 1e6).map(_fmt(significant)),
+        "GFLOPs": table["gflops"].map(_fmt(significant)),
         "seeds": table["seeds"].astype(str),
         "folds": table["folds"].map(lambda n: str(int(n)) if n > 1 else ""),
         "selected on": table["selected_on"].fillna(""),
@@ -282,7 +282,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
         "fold std": table["fold_std"].map(_fmt(lambda x: f"{x:.4f}")),
         "ckpt-ens. mAP": table["ensemble_mAP"].map(three),
         "WA mAP": table["wa_mAP"].map(three),
-        "train h": table["train_hours"].map(_fmt(_significant)),
+        "train h": table["train_hours"].map(_fmt(significant)),
         "device": table["device"].fillna(""),
     })  # fmt: skip
     return shown.loc[:, shown.ne("").any()]
@@ -316,7 +316,7 @@ def write_tables(table: pd.DataFrame, out: Path) -> None:
 # Figures
 
 
-def _save(fig: plt.Figure, path: Path) -> None:
+def save_figure(fig: plt.Figure, path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=path.suffix[1:], dpi=DPI, bbox_inches="tight")
 
@@ -421,7 +421,7 @@ def write_figures(table: pd.DataFrame, seeds: pd.DataFrame, out: Path) -> None:
     ]
     for name, fig, suffixes in figures:
         for suffix in suffixes:
-            _save(fig, out / f"{name}{suffix}")
+            save_figure(fig, out / f"{name}{suffix}")
         plt.close(fig)
 
 

@@ -27,7 +27,7 @@ import math
 import signal
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
@@ -42,11 +42,10 @@ from atdr import checkpoint, runfolder
 from atdr.atomic import atomic_path, write_npy, write_text
 from atdr.config import RunConfig, results_relevant
 from atdr.data.datafile import Clip, read_datafile
-from atdr.data.features import get_frontend
-from atdr.data.loaders import Loaders, PackedLoaders, ReferenceLoaders, ensure_packed
+from atdr.data.features import FrontEnd, get_frontend
 from atdr.data.labels import LabelSet
+from atdr.data.loaders import Loaders, ensure_packed, run_loaders
 from atdr.data.notes import ConversionNotes
-from atdr.data.pipeline import BatchPipeline
 from atdr.data.sampler import EpochSampler
 from atdr.data.stats import NormStats
 from atdr.data.weights import read_weights
@@ -156,6 +155,88 @@ def _init_worker(notes: ConversionNotes, worker_id: int) -> None:
     notes.install()
 
 
+@dataclass(frozen=True)
+class RunData:
+    """A run's data: the training loader (its sampler plans each epoch), the loaders of the scored
+    sets, and the data path (`atdr.data.loaders`) that turns their batches into model inputs."""
+
+    path: Loaders
+    labels: LabelSet
+    frontend: FrontEnd
+    norm: tuple[float, float]  # mean, std
+    train_clips: list[Clip]
+    sampler: EpochSampler
+    train_loader: DataLoader
+    scored: dict[str, list[Clip]]  # eval, and valid when given
+    scored_loaders: dict[str, DataLoader]
+
+    @property
+    def selection(self) -> str:
+        """The set the best epoch is chosen on."""
+        return "valid" if "valid" in self.scored else "eval"
+
+
+def _run_data(cfg: RunConfig, world: World, device: torch.device, notes: ConversionNotes) -> RunData:
+    """The packed fast path (stores made on first use) or the per-clip reference. Each loader draws
+    its workers' seeds from its own generator, not the global RNG, so that a resumed run's dropout
+    sees the same random numbers as an uninterrupted one."""
+    t, d = cfg.train, cfg.data
+    labels, frontend, norm = LabelSet.read(d.labels), get_frontend(d.frontend), _norm(cfg)
+    datafiles = {name: path for name, path in (("train", d.train), ("valid", d.valid), ("eval", d.eval)) if path}
+    stores = {"train": d.train_store} if d.train_store else {}  # the others: each datafile's own
+    if d.loader == "packed":
+        if world.is_main:
+            for name, file in datafiles.items():
+                if name not in stores:
+                    ensure_packed(file)
+        world.barrier()
+    loaders = run_loaders(cfg, labels, frontend, norm)
+    clips = {name: read_datafile(file, labels, check_files=d.loader == "reference") for name, file in datafiles.items()}
+    weights = read_weights(d.weights, len(clips["train"])) if d.weights else None
+    sampler = EpochSampler(len(clips["train"]), weights, t.seed, world.rank, world.size)
+
+    def loader(name: str, batch_size: int, sampler: EpochSampler | None = None) -> DataLoader:
+        return loaders.loader(datafiles[name], clips[name], batch_size, sampler, stores.get(name),
+                              num_workers=t.num_workers, pin_memory=device.type == "cuda",
+                              worker_init_fn=partial(_init_worker, notes),
+                              generator=torch.Generator().manual_seed(t.seed))
+
+    scored = {name: c for name, c in clips.items() if name != "train"}
+    return RunData(loaders, labels, frontend, norm, clips["train"], sampler, loader("train", t.batch_size // world.size, sampler),
+                   scored, {name: loader(name, t.eval_batch_size or 2 * t.batch_size) for name in scored})
+
+
+@dataclass(frozen=True)
+class TrainStep:
+    """One optimiser step, its options fixed at set-up: forward under the run's precision, loss in
+    fp32, backward (scaled for fp16), gradient clipping when set, update. Returns the loss averaged
+    over the processes."""
+
+    net: torch.nn.Module  # the model as trained: wrapped in DDP and/or compiled
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    autocast: AbstractContextManager
+    loss_fn: LossFn
+    grad_clip: float | None
+    world: World
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        with self.autocast:
+            output = self.net(x)
+        loss = self.loss_fn(output.float(), y)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        value = self.world.mean(loss.item())
+        if math.isfinite(value):  # otherwise the weights stay as they were, and the loop stops
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        return value
+
+
 def train(cfg: RunConfig, out: str | Path, force: bool = False) -> dict:
     """Train (or resume, or just finish) the run in folder `out`; return its summary. With
     `force`, a folder holding a run of another config is emptied first instead of refused."""
@@ -179,36 +260,10 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device, notes:
         raise AtdrError(f"train.batch_size {t.batch_size} is not divisible by the {world.size} processes")
     torch.manual_seed(t.seed)
 
-    # Data: the packed fast path or the per-clip reference (atdr.data.loaders). Each loader draws
-    # its workers' seeds from its own generator, not the global RNG, so that a resumed run's
-    # dropout sees the same random numbers as an uninterrupted one.
-    labels = LabelSet.read(d.labels)
-    frontend = get_frontend(d.frontend)
-    mean, std = _norm(cfg)
-    datafiles = {name: path for name, path in (("train", d.train), ("valid", d.valid), ("eval", d.eval)) if path}
-    if d.loader == "packed":
-        if world.is_main:
-            for path in datafiles.values():
-                ensure_packed(path)
-        world.barrier()
-        data: Loaders = PackedLoaders(labels, BatchPipeline(frontend, d.target_length, (mean, std), cfg.augment),
-                                      t.skip_unreadable)
-    else:
-        data = ReferenceLoaders(labels, frontend, d.target_length, (mean, std), cfg.augment, t.skip_unreadable)
-    clips = {name: read_datafile(path, labels, check_files=d.loader == "reference") for name, path in datafiles.items()}
-    train_clips, scored = clips["train"], {name: c for name, c in clips.items() if name != "train"}
-    selection = "valid" if "valid" in scored else "eval"  # the set the best epoch is chosen on
-    weights = read_weights(d.weights, len(train_clips)) if d.weights else None
-    sampler = EpochSampler(len(train_clips), weights, t.seed, world.rank, world.size)
+    data = _run_data(cfg, world, device, notes)
+    train_clips, scored, selection, sampler = data.train_clips, data.scored, data.selection, data.sampler
+    labels, frontend, (mean, std) = data.labels, data.frontend, data.norm
     rank_batch = t.batch_size // world.size
-
-    def loader(name: str, batch_size: int, sampler: EpochSampler | None = None) -> DataLoader:
-        return data.loader(datafiles[name], clips[name], batch_size, sampler, num_workers=t.num_workers,
-                           pin_memory=device.type == "cuda", worker_init_fn=partial(_init_worker, notes),
-                           generator=torch.Generator().manual_seed(t.seed))
-
-    train_loader = loader("train", rank_batch, sampler)
-    scored_loaders = {name: loader(name, t.eval_batch_size or 2 * t.batch_size) for name in scored}
 
     # Model, loss, optimiser, schedule, precision
     model = create(cfg.model.name, label_dim=len(labels), n_mels=frontend.n_mels, target_length=d.target_length,
@@ -219,9 +274,9 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device, notes:
                                  betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay, fused=cfg.optim.fused or None)
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, cfg.optim.milestones, cfg.optim.gamma)
     precision = resolve_precision(t.precision, cfg.model.name, device)
-    autocast, scaler = precision.autocast(), precision.grad_scaler()
-    scoring = Scoring(scored_loaders, scored, selection, "mAP" if d.task == "multilabel" else "acc", device, loss_fn,
-                      data.eval_inputs)
+    scaler = precision.grad_scaler()
+    scoring = Scoring(data.scored_loaders, scored, selection, "mAP" if d.task == "multilabel" else "acc", device,
+                      loss_fn, data.path.eval_inputs)
 
     # Resume
     ckpt_dir = out / "checkpoints"
@@ -280,8 +335,8 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device, notes:
                             "Run the same command again to resume.")
 
     net = DistributedDataParallel(model) if world.size > 1 else model
-    if t.compile:
-        net = torch.compile(net)
+    step = TrainStep(torch.compile(net) if t.compile else net, model, optimizer, scaler, precision.autocast(), loss_fn,
+                     cfg.optim.grad_clip, world)
     base_lr = cfg.optim.lr
     with _StopSignals() as stop:
         for epoch in range(state.epoch + 1, t.epochs + 1):
@@ -291,7 +346,7 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device, notes:
                        disable=None if world.is_main else True)  # clips/s and loss on a terminal
             tick = time.perf_counter()
             stop_if_signalled(epoch, tick, bar)  # a signal during the last evaluation: stop between epochs
-            for batch in _until_stopped(train_loader, stop):
+            for batch in _until_stopped(data.train_loader, stop):
                 if (cfg.optim.warmup_steps and state.step <= cfg.optim.warmup_steps
                         and state.step % cfg.optim.warmup_every == 0):
                     for group in optimizer.param_groups:  # the original: lr = step / warmup * lr, every 50 steps
@@ -299,22 +354,12 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device, notes:
                 state.consumed = min(state.consumed + rank_batch, sampler.per_rank)
                 state.unreadable += [i for i in batch.unreadable if i not in state.unreadable]
                 if batch.clips is not None:
-                    x, y = data.train_inputs(batch.clips, device)
-                    with autocast:
-                        output = net(x)
-                    loss = loss_fn(output.float(), y)
-                    optimizer.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                    if cfg.optim.grad_clip:
-                        scaler.unscale_(optimizer)
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-                    value = world.mean(loss.item())
+                    x, y = data.path.train_inputs(batch.clips, device)
+                    value = step(x, y)
                     if not math.isfinite(value):
                         where = f"epoch {state.epoch} ({last_path})" if state.epoch else "none (no epoch finished)"
                         raise AtdrError(f"loss is {value} at step {state.step + 1} (epoch {epoch}); training stopped. "
                                         f"Last good checkpoint: {where}. Check the data and lower optim.lr")
-                    scaler.step(optimizer)
-                    scaler.update()
                     state.step += 1
                     state.loss_sum += value * len(x)
                     state.loss_count += len(x)

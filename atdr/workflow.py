@@ -10,6 +10,13 @@ by deep-merging, later entries winning:
 `datasets.<dataset>.model_overrides.<model>`, then the data paths of the dataset, the front-end's
 input length and the seed. The schema's run sections are generated from the pydantic models of
 `atdr.config`, so the two cannot drift apart (`make schema` rewrites the file).
+
+The analyses (`analyses`, each optional) live under `results/<dataset>/analysis/`. Those that
+retrain (`data_efficiency`, `label_noise`) train ordinary runs on other training datafiles:
+`results/<dataset>/analysis/<analysis>/<variant>/<model>/seed<seed>`, with the run config of
+the same model and seed but `data.train` (and its weights) replaced, its clips read from the
+whole training split's packed store (`data.train_store`); the variant is the fraction or the
+noise rate, and the whole set and the clean labels are the ordinary runs.
 """
 
 from __future__ import annotations
@@ -245,6 +252,106 @@ def run_config(config: dict, dataset: str, model: str, seed: int) -> dict:
     return canonical(doc)
 
 
+RETRAINING = {"data_efficiency": "fractions", "label_noise": "rates"}  # analyses that train runs: their variants
+
+
+def analysis_models(config: dict, analysis: str) -> list[str]:
+    """The models an analysis covers: its `models`, default all; none where it is off."""
+    if analysis not in config.get("analyses", {}):
+        return []
+    return config["analyses"][analysis].get("models") or list(config["models"])
+
+
+def variants(config: dict, analysis: str) -> list[str]:
+    """The training-set variants of a retraining analysis (folder names), none where it is off."""
+    from atdr.analysis import variant_name
+
+    settings = config.get("analyses", {}).get(analysis)
+    return [variant_name(v) for v in settings[RETRAINING[analysis]]] if settings else []
+
+
+def analysis_dir(dataset: str, analysis: str) -> str:
+    return f"{RESULTS}/{dataset}/analysis/{analysis}"
+
+
+def variant_run_dir(dataset: str, analysis: str, variant: str, model: str, seed: int | str) -> str:
+    return f"{analysis_dir(dataset, analysis)}/{variant}/{model}/seed{seed}"
+
+
+def variant_run_config(config: dict, dataset: str, model: str, seed: int, analysis: str, variant: str) -> dict:
+    """The run config of (dataset, model, seed), trained on the variant's training datafile."""
+    doc = run_config(config, dataset, model, seed)
+    folder = f"{analysis_dir(dataset, analysis)}/{variant}"
+    if doc["data"]["loader"] == "packed":  # the variant's clips are read from the whole split's store
+        doc["data"]["train_store"] = f"{data_dir(dataset)}/train.pack"
+    doc["data"]["train"] = f"{folder}/train.json"
+    if doc["data"]["weights"]:
+        doc["data"]["weights"] = f"{folder}/train_weight.csv"
+    return doc
+
+
+def analysis_runs(config: dict, dataset: str, analysis: str) -> list[str]:
+    """The run folders an analysis compares on a dataset: its models' ordinary runs, and for a
+    retraining analysis their runs on each variant. `label_quality`: the runs whose training
+    labels' quality is known (the noisy-label runs; with a quality file, every ordinary run)."""
+    seeds = config["seeds"]
+    if analysis == "label_quality":
+        noisy = [variant_run_dir(dataset, "label_noise", v, m, s) for v in variants(config, "label_noise")
+                 for m in analysis_models(config, "label_noise") for s in seeds]
+        given = [run_dir(dataset, m, s) for m in config["models"] for s in seeds]
+        return noisy + (given if "label_quality" in config.get("analyses", {}) else [])
+    models = analysis_models(config, analysis)
+    runs = [run_dir(dataset, m, s) for m in models for s in seeds]
+    if analysis in RETRAINING:
+        runs += [variant_run_dir(dataset, analysis, v, m, s) for v in variants(config, analysis) for m in models
+                 for s in seeds]
+    return runs
+
+
+def run_outputs(runs: list[str]) -> list[str]:
+    """The files of finished runs an analysis reads."""
+    return [f"{run}/{name}" for run in runs for name in ("summary.json", "predictions.npy", "targets.npy")]
+
+
+ANALYSIS_FIGURES = {
+    "data_efficiency": ["data_efficiency/data_efficiency.png"],
+    "label_noise": ["label_noise/mAP_vs_label_noise.png", "label_quality/per_class_ap_vs_label_quality.png"],
+    "label_quality": ["label_quality/per_class_ap_vs_label_quality.png"],
+    "robustness": ["robustness/robustness.png"],
+    "cost": ["cost/mAP_vs_cost.png"],
+}
+
+
+def analysis_targets(config: dict) -> list[str]:
+    """The figure of every analysis that is on, per dataset (their rules write the tables too)."""
+    files = [f"{RESULTS}/{dataset}/analysis/{figure}" for analysis in config.get("analyses", {})
+             for figure in ANALYSIS_FIGURES[analysis] for dataset in config["datasets"]]
+    return list(dict.fromkeys(files))
+
+
+def probe_args(config: dict) -> str:
+    """`atdr probe` options from `analyses.robustness.perturbations` (none where it is off)."""
+    args = []
+    for kind, strengths in config["analyses"].get("robustness", {}).get("perturbations", {}).items():
+        values = [f"{s[0]:g}-{s[1]:g}" if isinstance(s, list) else f"{s:g}" for s in strengths]
+        args.append(f"--{kind.replace('_', '-')} " + " ".join(shlex.quote(v) for v in values))
+    return " ".join(args)
+
+
+def _check_analyses(config: dict) -> None:
+    analyses = config.get("analyses", {})
+    for name, settings in analyses.items():
+        unknown = [m for m in settings.get("models", []) if m not in config["models"]]
+        if unknown:
+            raise AtdrError(f"analyses.{name}.models: unknown model {unknown[0]!r}")
+        values = settings.get(RETRAINING.get(name, ""), [])
+        if len(set(values)) != len(values):
+            raise AtdrError(f"analyses.{name}.{RETRAINING[name]}: a value is given twice")
+    for low, high in analyses.get("robustness", {}).get("perturbations", {}).get("bandpass", []):
+        if not 0 <= low < high:
+            raise AtdrError(f"analyses.robustness.perturbations.bandpass: [{low}, {high}] is not a band (0 <= low < high)")
+
+
 def _processes_per_node(config: dict) -> int:
     """Training processes per node: one per GPU of the node (at least one)."""
     gpus, per_node = config["gpus_per_run"], config.get("gpus_per_node")
@@ -315,6 +422,7 @@ def check(config: dict) -> None:
         unknown = [m for m in members if m not in config["models"]]
         if unknown:
             raise AtdrError(f"ensembles.{name}: unknown model {unknown[0]!r}")
+    _check_analyses(config)
 
 
 def _partial(model: type) -> dict:
@@ -406,6 +514,57 @@ def config_schema() -> dict:
                   {"if": {"properties": {"source": {"const": "archives"}}}, "then": {"required": ["archives"]}}],
     }
     name = {"pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]*$"}
+    models = {"type": "array", "items": {"type": "string"}, "minItems": 1,
+              "description": "the models it covers (default: every model)"}
+    seed = {"type": "integer", "minimum": 0, "default": 0}
+    shares = {"type": "array", "minItems": 1, "items": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}}
+    numbers = {"type": "array", "minItems": 1, "items": {"type": "number"}}
+    positive = {"type": "array", "minItems": 1, "items": {"type": "number", "exclusiveMinimum": 0}}
+    analyses = {
+        "type": "object", "additionalProperties": False, "default": {},
+        "description": "the paper's analyses, each optional: results/<dataset>/analysis/",
+        "properties": {
+            "data_efficiency": {
+                "type": "object", "additionalProperties": False, "required": ["fractions"],
+                "description": "retrain on nested, stratified subsets of the training set",
+                "properties": {"models": models, "seed": seed,
+                               "fractions": {**shares, "description": "shares of the training clips (1: the ordinary run)"}}},
+            "label_noise": {
+                "type": "object", "additionalProperties": False, "required": ["rates"],
+                "description": "retrain on training labels with noise injected",
+                "properties": {"models": models, "seed": seed,
+                               "rates": {**shares, "description": "share of the labels dropped, and of wrong ones added"}}},
+            "label_quality": {
+                "type": "object", "additionalProperties": False, "required": ["file"],
+                "properties": {"file": {"type": "string", "description": "per-class label quality of the labels as given "
+                                                                        "(e.g. AudioSet's qa_true_counts.csv)"}}},
+            "robustness": {
+                "type": "object", "additionalProperties": False, "required": ["perturbations"],
+                "description": "probe trained runs under waveform perturbations (atdr probe)",
+                "properties": {
+                    "models": models, "seed": seed,
+                    "perturbations": {
+                        "type": "object", "additionalProperties": False, "minProperties": 1,
+                        "properties": {
+                            "white_noise": {**numbers, "description": "SNRs (dB)"},
+                            "babble": {**numbers, "description": "SNRs (dB) of other eval clips mixed in"},
+                            "gain": {**numbers, "description": "gains (dB)"},
+                            "lowpass": {**positive, "description": "cut-off frequencies (Hz)"},
+                            "bandpass": {"type": "array", "minItems": 1, "description": "bands [low, high] (Hz)",
+                                         "items": {"type": "array", "items": {"type": "number", "minimum": 0},
+                                                   "minItems": 2, "maxItems": 2}},
+                            "shift": {**numbers, "description": "circular shifts (s)"},
+                            "truncate": {"type": "array", "minItems": 1, "description": "shares of the clip kept",
+                                         "items": {"type": "number", "exclusiveMinimum": 0, "maximum": 1}},
+                            "resample": {"type": "array", "minItems": 1, "description": "rates (Hz) of round trips",
+                                         "items": {"type": "integer", "minimum": 1}}}}}},
+            "cost": {
+                "type": "object", "additionalProperties": False,
+                "description": "parameters, GFLOPs, training and inference speed, mAP per device-hour",
+                "properties": {"inference_clips": {"type": "integer", "minimum": 1, "default": 64,
+                                                   "description": "eval clips timed per run for inference speed"}}},
+        },
+    }
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "atdr workflow config",
@@ -426,6 +585,7 @@ def config_schema() -> dict:
                              "description": "GPUs per training job (> 1: DDP)"},
             "gpus_per_node": {"type": "integer", "minimum": 1,
                               "description": "SLURM: GPUs of one node; a larger gpus_per_run spans several nodes"},
+            "analyses": analyses,
         },
     }
 

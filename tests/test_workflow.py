@@ -1,6 +1,7 @@
 """The Snakemake workflow: the whole default DAG in a temporary folder, re-runs, the report,
 the paper's DAG, lint and config validation."""
 
+import json
 import os
 import re
 import shlex
@@ -19,6 +20,12 @@ SNAKEFILE = ROOT / "workflow" / "Snakefile"
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 FINAL = ["table.csv", "table.md", "table.tex", "mAP_by_model.png", "mAP_by_model.pdf", "per_class_ap.png",
          "training_curves.png", "mAP_vs_params.png"]
+ANALYSIS_FILES = ["data_efficiency/data_efficiency.png", "data_efficiency/data_efficiency.md",
+                  "label_noise/mAP_vs_label_noise.png", "label_noise/label_noise.md",
+                  "label_quality/per_class_ap_vs_label_quality.png", "label_quality/label_quality.md",
+                  "robustness/robustness.png", "robustness/robustness.md", "cost/mAP_vs_cost.png", "cost/cost.md"]
+ANALYSIS_RULES = {"subset", "label_noise", "analysis_run_config", "analysis_train", "probe", "data_efficiency",
+                  "label_noise_effect", "label_quality", "robustness", "cost"}
 
 
 def snakemake(workdir: Path, *args: str, config: Path = ROOT / "config" / "config.yaml") -> subprocess.CompletedProcess:
@@ -69,6 +76,57 @@ def test_default_workflow_produces_the_comparison(finished):
 
 
 @pytest.mark.slow
+def test_default_workflow_produces_every_analysis(finished):
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    analyses = config["analyses"]
+    analysis = finished / "results" / "synth" / "analysis"
+    for name in ANALYSIS_FILES:
+        assert (analysis / name).stat().st_size > 500, name
+        if name.endswith(".png"):
+            assert (analysis / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    runs = finished / "results" / "synth"
+
+    def summary(run):
+        return json.loads((run / "summary.json").read_text())
+
+    def data_config(run):
+        return yaml.safe_load((run / "config.yaml").read_text())["data"]
+
+    # Data efficiency: every model trains on the same subset of each size, read from the whole
+    # split's store; the whole set is the ordinary run.
+    efficiency = pd.read_csv(analysis / "data_efficiency" / "data_efficiency.csv")
+    models, fractions = analyses["data_efficiency"]["models"], analyses["data_efficiency"]["fractions"]
+    assert sorted(efficiency.model.unique()) == sorted(models)
+    for fraction in map(str, fractions):
+        subset = f"results/synth/analysis/data_efficiency/{fraction}/train.json"
+        variant_runs = [analysis / "data_efficiency" / fraction / m / "seed0" for m in models]
+        assert [data_config(r)["train"] for r in variant_runs] == [subset] * len(models)
+        assert {data_config(r)["train_store"] for r in variant_runs} == {"results/synth/data/train.pack"}
+        assert len({summary(r)["clips"]["train"] for r in variant_runs}) == 1
+    whole = summary(runs / models[0] / "seed0")["clips"]["train"]
+    clips = efficiency[efficiency.model == models[0]].train_clips.tolist()
+    assert clips == sorted(clips) and clips[-1] == whole
+    assert clips[:-1] == pytest.approx([f * whole for f in fractions], abs=0.05 * whole)
+    # Label quality: rate 0 (the ordinary runs) and the injected rates, counted; a correlation per model and rate.
+    rates = analyses["label_noise"]["rates"]
+    noise = pd.read_csv(analysis / "label_noise" / "label_noise.csv")
+    assert sorted(noise.rate.unique()) == [0.0, *rates] and (noise[noise.rate > 0].dropped > 0).all()
+    quality = pd.read_csv(analysis / "label_quality" / "label_quality.csv")
+    assert len(quality) == len(rates) * len(analyses["label_noise"]["models"])
+    # Robustness: clean is each run's own evaluation, exactly.
+    robust = pd.read_csv(analysis / "robustness" / "robustness.csv", keep_default_na=False)
+    for model in analyses["robustness"]["models"]:
+        clean = robust[(robust.model == model) & (robust.perturbation == "clean")].score.item()
+        assert clean == summary(runs / model / "seed0")["best"]["mAP"]
+    conditions = 1 + sum(map(len, analyses["robustness"]["perturbations"].values()))
+    assert len(robust) == len(analyses["robustness"]["models"]) * conditions
+    # Cost: every model, speeds measured, the Pareto front marked.
+    cost = pd.read_csv(analysis / "cost" / "cost.csv")
+    assert sorted(cost.model) == sorted(config["models"])
+    assert (cost.infer_clips_per_s > 0).all() and (cost.train_cost_h > 0).all() and cost.pareto.any()
+
+
+@pytest.mark.slow
 def test_rerun_after_success_does_nothing(finished):
     result = snakemake(finished, "-n")
     assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr
@@ -80,6 +138,8 @@ def test_report_renders(finished):
     assert result.returncode == 0, result.stderr[-2000:]
     html = (finished / "report.html").read_text(errors="ignore")
     assert len(html) > 100_000 and "mAP_by_model.png" in html and "table.csv" in html
+    for figure in ANALYSIS_FILES[::2]:
+        assert figure.split("/")[1] in html, figure
 
 
 @pytest.mark.slow
@@ -119,6 +179,31 @@ def test_paper_config_plans_the_full_audioset_dag_without_data(tmp_path, monkeyp
         "ensemble": len(paper["datasets"]) * len(paper["ensembles"]), "compare": 1, "all": 1,
         "pretrained_weights": 1,  # the ImageNet DeiT of the AST recipes, fetched once
     }
+
+
+def test_analyses_off_plan_none_of_their_jobs(tmp_path):
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    off = tmp_path / "off.yaml"
+    off.write_text(yaml.safe_dump({k: v for k, v in config.items() if k != "analyses"}))
+    jobs = planned(snakemake(tmp_path, "-n", config=off))
+    assert not ANALYSIS_RULES & set(jobs) and jobs["train"] == len(config["models"])
+    on = planned(snakemake(tmp_path, "-n"))  # the default: each variant trained once, no ordinary run twice
+    assert on["pack"] == jobs["pack"]  # the variants read the whole split's store
+    analyses = config["analyses"]
+    variants = len(analyses["data_efficiency"]["fractions"]) * len(analyses["data_efficiency"]["models"]) + \
+        len(analyses["label_noise"]["rates"]) * len(analyses["label_noise"]["models"])
+    assert (on["train"], on["analysis_train"], on["probe"]) == (len(config["models"]), variants,
+                                                                len(analyses["robustness"]["models"]))
+    assert {rule: on[rule] for rule in ANALYSIS_RULES - {"analysis_train", "analysis_run_config", "probe"}} == dict.fromkeys(
+        ANALYSIS_RULES - {"analysis_train", "analysis_run_config", "probe"}, 1)
+    quality = tmp_path / "qa_true_counts.csv"  # a label-quality file alone: per-class AP of the ordinary runs
+    quality.write_text("label_id,num_rated,num_true\n0,10,7\n")
+    only = tmp_path / "only.yaml"
+    only.write_text(yaml.safe_dump({**config, "analyses": {"robustness": analyses["robustness"],
+                                                           "label_quality": {"file": str(quality)}}}))
+    jobs = planned(snakemake(tmp_path, "-n", config=only))
+    assert ANALYSIS_RULES & set(jobs) == {"probe", "robustness", "label_quality"}
+    assert jobs["train"] == len(config["models"]) and "analysis_train" not in jobs
 
 
 def test_lint_has_no_findings(tmp_path):

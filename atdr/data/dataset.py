@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -22,12 +22,28 @@ from atdr.errors import AtdrError
 log = logging.getLogger(__name__)
 
 
+class Waves(Protocol):
+    """A set of clips as 16 kHz float waveforms (`AudioDataset`, `PackedDataset`)."""
+
+    def __len__(self) -> int: ...
+
+    def wave(self, index: int) -> torch.Tensor | None:
+        """Clip `index`, or `None` where it cannot be read (skipped)."""
+
+
+# A change of a clip's waveform (robustness probing: `atdr.data.perturb`): `(wave, index, set)`,
+# where `set` is the clip's own set (babble mixes in other clips of it).
+WaveTransform = Callable[[torch.Tensor, int, Waves], torch.Tensor]
+
+
 class AudioDataset(Dataset):
     """Index with an int for plain features (evaluation), or with `(index, seed)` from
     `EpochSampler` for augmented training items (a pure function of the seed).
 
     Returns `(features [target_length, n_mels], target [n_classes])`, or `None` for a clip that
     cannot be read when `skip_unreadable` is set (logged once per clip; `collate` drops it).
+    `wave_transform(wave, index, dataset)`, if given, changes each clip's waveform after loading
+    (robustness probing: `atdr.data.perturb`).
     """
 
     def __init__(
@@ -39,6 +55,7 @@ class AudioDataset(Dataset):
         norm: tuple[float, float] | None,
         augment: AugmentConfig | None = None,
         skip_unreadable: bool = False,
+        wave_transform: WaveTransform | None = None,
     ) -> None:
         self.clips = clips
         self.labels = labels
@@ -47,12 +64,14 @@ class AudioDataset(Dataset):
         self.norm = norm
         self.augment = augment or AugmentConfig()
         self.skip_unreadable = skip_unreadable
+        self.wave_transform = wave_transform
         self._reported: set[str] = set()
 
     def __len__(self) -> int:
         return len(self.clips)
 
-    def _load(self, index: int) -> torch.Tensor | None:
+    def wave(self, index: int) -> torch.Tensor | None:
+        """Clip `index` as `load_audio` reads it (`None`: unreadable and skipped)."""
         path = self.clips[index].wav
         try:
             return load_audio(path)
@@ -66,16 +85,18 @@ class AudioDataset(Dataset):
 
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor] | None:
         index, seed = key if isinstance(key, tuple) else (key, None)
-        wave = self._load(index)
+        wave = self.wave(index)
         if wave is None:
             return None
+        if self.wave_transform is not None:
+            wave = self.wave_transform(wave, index, self)
         target = self.labels.encode(self.clips[index].labels)
         aug, rng = (self.augment, np.random.default_rng(seed)) if seed is not None else (AugmentConfig(), None)
 
         if aug.mixup > 0 and rng.random() < aug.mixup:
             partner = int(rng.integers(len(self.clips)))
             lam = float(rng.beta(aug.mixup_alpha, aug.mixup_alpha))
-            other = self._load(partner)
+            other = self.wave(partner)
             if other is not None:
                 wave = mix_waveforms(wave, other, lam)
                 target = lam * target + (1.0 - lam) * self.labels.encode(self.clips[partner].labels)

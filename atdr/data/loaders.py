@@ -8,8 +8,11 @@
   it); mixup, features, SpecAugment and normalisation run once per batch where the model is
   (`atdr.data.pipeline.BatchPipeline`). Without augmentation both paths give the same features.
 
-The training loop chooses one at set-up and then only calls `loader`, `train_inputs` and
-`eval_inputs`.
+The training loop chooses one at set-up (`run_loaders`) and then only calls `loader`,
+`train_inputs` and `eval_inputs`; robustness probing and the cost analysis score a run's eval set
+through the same calls. A `loader` may change each clip's waveform first (`wave_transform`:
+probing); on the packed path it may read its clips from the store of a larger datafile (`store`:
+`data.train_store`, the analyses' subsets and relabelled training sets).
 """
 
 from __future__ import annotations
@@ -21,9 +24,9 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, Sampler
 
-from atdr.config import AugmentConfig
-from atdr.data.dataset import AudioDataset, batch_loader, reference_inputs
+from atdr.config import AugmentConfig, RunConfig
 from atdr.data.datafile import Clip
+from atdr.data.dataset import AudioDataset, WaveTransform, batch_loader, reference_inputs
 from atdr.data.features import FrontEnd
 from atdr.data.labels import LabelSet
 from atdr.data.pack import PackedDataset, PackedStore, pack
@@ -44,10 +47,12 @@ class ReferenceLoaders:
     skip_unreadable: bool
 
     def loader(self, datafile: Path, clips: list[Clip], batch_size: int, sampler: Sampler | None = None,
-               **kwargs) -> DataLoader:
-        """Batches of `clips`: augmented training items when `sampler` gives `(index, seed)` keys."""
+               store: Path | None = None, wave_transform: WaveTransform | None = None, **kwargs) -> DataLoader:
+        """Batches of `clips`, read from their audio files (`datafile` and `store` unused):
+        augmented training items when `sampler` gives `(index, seed)` keys."""
         dataset = AudioDataset(clips, self.labels, self.frontend, self.target_length, self.norm,
-                               self.augment if sampler is not None else None, skip_unreadable=self.skip_unreadable)
+                               self.augment if sampler is not None else None, skip_unreadable=self.skip_unreadable,
+                               wave_transform=wave_transform)
         return batch_loader(dataset, batch_size, sampler=sampler, **kwargs)
 
     def train_inputs(self, clips: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -66,8 +71,12 @@ class PackedLoaders:
     skip_unreadable: bool
 
     def loader(self, datafile: Path, clips: list[Clip], batch_size: int, sampler: Sampler | None = None,
-               **kwargs) -> DataLoader:
-        dataset = PackedDataset(PackedStore(store_of(datafile)), clips, self.labels, self.skip_unreadable)
+               store: Path | None = None, wave_transform: WaveTransform | None = None, **kwargs) -> DataLoader:
+        """Batches of `clips` from the datafile's store, or from `store`, a larger datafile's that
+        holds them (found there by audio file)."""
+        packed = PackedStore(store or store_of(datafile))
+        dataset = PackedDataset(packed, clips, self.labels, self.skip_unreadable,
+                                packed.locate(clips) if store else None, wave_transform)
         return batch_loader(dataset, batch_size, collate_fn=collate_waves, sampler=sampler, **kwargs)
 
     def train_inputs(self, batch: WaveBatch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,6 +89,15 @@ class PackedLoaders:
 
 
 Loaders = ReferenceLoaders | PackedLoaders
+
+
+def run_loaders(cfg: RunConfig, labels: LabelSet, frontend: FrontEnd, norm: tuple[float, float]) -> Loaders:
+    """The data path of a run config (`data.loader`) with its augmentation and normalisation."""
+    d = cfg.data
+    if d.loader == "packed":
+        return PackedLoaders(labels, BatchPipeline(frontend, d.target_length, norm, cfg.augment),
+                             cfg.train.skip_unreadable)
+    return ReferenceLoaders(labels, frontend, d.target_length, norm, cfg.augment, cfg.train.skip_unreadable)
 
 
 def store_of(datafile: str | Path) -> Path:

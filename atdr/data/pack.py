@@ -25,6 +25,7 @@ NAME. Clips that cannot be decoded are listed in a report (csv: wav, error) and 
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -47,7 +48,9 @@ from tqdm import tqdm
 from atdr.atomic import atomic_path
 from atdr.data.audio import SAMPLE_RATE, AudioConversionWarning, load_audio
 from atdr.data.datafile import Clip, read_datafile
+from atdr.data.dataset import WaveTransform
 from atdr.data.labels import LabelSet
+from atdr.data.pipeline import PCM_SCALE
 from atdr.errors import AtdrError
 
 log = logging.getLogger(__name__)
@@ -307,26 +310,60 @@ class PackedStore:
                                 f"datafile has {clip.wav} [{','.join(clip.labels)}]): pack it again")
 
 
+    def locate(self, clips: list[Clip]) -> np.ndarray:
+        """Where each clip is in the store, found by its audio file: for a datafile holding some of
+        the store's clips, maybe with other labels (the analyses' training sets). The store's paths
+        are read relative to its folder, beside the datafile it was packed from."""
+        index = {_key(os.path.join(self.path.parent, wav)): i for i, wav in enumerate(self.wavs)}
+        found = np.array([index.get(_key(clip.wav), -1) for clip in clips], dtype=np.int64)
+        if (found < 0).any():
+            missing = clips[int(np.argmax(found < 0))].wav
+            raise AtdrError(f"{self.path} does not hold {missing} ({int((found < 0).sum())} of the {len(clips)} clips "
+                            "are not in it): give the store of a datafile that has them")
+        return found
+
+
+@functools.lru_cache(maxsize=None)
+def _real_folder(folder: str) -> str:
+    return os.path.realpath(folder)
+
+
+def _key(path: str) -> str:
+    """A file's path with its folder's links resolved: the same file, however a datafile wrote it."""
+    folder, name = os.path.split(os.path.abspath(path))
+    return os.path.join(_real_folder(folder), name)
+
+
 class PackedDataset(Dataset):
     """A store's clips as `(wave int16 [samples], target [classes], seed)` for `collate_waves`
     and `BatchPipeline`. Index with an int (evaluation) or with `(index, seed)` from
     `EpochSampler` (training). A clip that could not be decoded when packed is `None` with
-    `skip_unreadable` (logged once), an error otherwise."""
+    `skip_unreadable` (logged once), an error otherwise.
 
-    def __init__(self, store: PackedStore, clips: list[Clip], labels: LabelSet, skip_unreadable: bool = True) -> None:
-        store.check_matches(clips)
+    The store is the datafile's own (checked), or, with `positions` (`PackedStore.locate`), one
+    holding these clips among others. `wave_transform(wave, index, dataset)`, if given, changes
+    each clip's waveform, then float in [-1, 1) (robustness probing: `atdr.data.perturb`).
+    """
+
+    def __init__(self, store: PackedStore, clips: list[Clip], labels: LabelSet, skip_unreadable: bool = True,
+                 positions: np.ndarray | None = None, wave_transform: WaveTransform | None = None) -> None:
+        if positions is None:
+            store.check_matches(clips)
+        elif len(positions) != len(clips):
+            raise ValueError(f"{len(positions)} positions for {len(clips)} clips")
         self.store = store
         self.clips = clips
         self.labels = labels
         self.skip_unreadable = skip_unreadable
+        self.positions = positions
+        self.wave_transform = wave_transform
         self._reported: set[int] = set()
 
     def __len__(self) -> int:
         return len(self.clips)
 
-    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, int] | None:
-        index, seed = key if isinstance(key, tuple) else (key, 0)
-        wave = self.store.read(index)
+    def _read(self, index: int) -> np.ndarray | None:
+        wave = self.store.read(index if self.positions is None else int(self.positions[index]))
         if wave is None:
             message = f"{self.clips[index].wav} could not be decoded when {self.store.path} was packed"
             if not self.skip_unreadable:
@@ -334,5 +371,21 @@ class PackedDataset(Dataset):
             if index not in self._reported:
                 self._reported.add(index)
                 log.warning("skipping unreadable clip: %s", message)
+        return wave
+
+    def wave(self, index: int) -> torch.Tensor | None:
+        """Clip `index` as float samples in [-1, 1) (`None`: it could not be decoded)."""
+        wave = self._read(index)
+        return None if wave is None else torch.from_numpy(wave).float().div_(PCM_SCALE)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, int] | None:
+        index, seed = key if isinstance(key, tuple) else (key, 0)
+        if self.wave_transform is None:
+            wave = self._read(index)
+            wave = None if wave is None else torch.from_numpy(wave)
+        else:
+            wave = self.wave(index)
+            wave = None if wave is None else self.wave_transform(wave, index, self)
+        if wave is None:
             return None
-        return torch.from_numpy(wave), torch.from_numpy(self.labels.encode(self.clips[index].labels)), seed
+        return wave, torch.from_numpy(self.labels.encode(self.clips[index].labels)), seed

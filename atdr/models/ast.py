@@ -8,10 +8,8 @@ checkpoints have these names (see `checkpoint_filter_fn`).
 
 from __future__ import annotations
 
-import timm
 import torch
 import torch.nn.functional as F
-from timm.layers import trunc_normal_
 from torch import nn
 
 from atdr.errors import AtdrError
@@ -136,6 +134,9 @@ class ASTModel(AudioTagger):
                 "ast: audioset_pretrain needs model_size=base384, fstride=10, tstride=10 and n_mels=128 "
                 f"(the published checkpoint's), got {model_size}, {fstride}, {tstride}, {n_mels}"
             )
+        import timm  # here, not at the top: importing timm takes seconds that other models' jobs need not pay
+        from timm.layers import trunc_normal_
+
         arch = DEIT[model_size]
         v = timm.create_model(arch, pretrained=False)
         deit_grid = v.patch_embed.grid_size

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 
-import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -150,6 +149,8 @@ class EffNetAttention(AudioTagger):
             raise AtdrError(f"psla: bn_momentum must be in (0, 1], got {bn_momentum}")
         if not 0 <= eff_b < len(IMAGE_SIZE):
             raise AtdrError(f"psla: eff_b must be 0..{len(IMAGE_SIZE) - 1}, got {eff_b}")
+        import timm  # here: importing it takes seconds that other models' jobs need not pay
+
         self.effnet = timm.create_model(
             f"tf_efficientnet_b{eff_b}", pretrained=False, in_chans=1, num_classes=0, global_pool="",
             drop_path_rate=0.2, bn_momentum=bn_momentum,
@@ -231,6 +232,8 @@ class ResNetAttention(AudioTagger):
             raise AtdrError(f"resnet: depth must be 18, 34, 50, 101 or 152, got {depth}")
         if head not in RESNET_HEADS:
             raise AtdrError(f"resnet: head must be one of {', '.join(RESNET_HEADS)}, got {head!r}")
+        import timm  # here: importing it takes seconds that other models' jobs need not pay
+
         self.model = timm.create_model(
             f"resnet{depth}", pretrained=False, in_chans=1, num_classes=0, global_pool="", zero_init_last=False
         )

@@ -119,6 +119,55 @@ def train_inputs(w):
     return inputs
 
 
+def variant_run_path(w):
+    """A run of a retraining analysis (analysis.smk): a model trained on a variant of the training set."""
+    return atdr_workflow.variant_run_dir(w.dataset, w.analysis, w.variant, w.model, w.seed)
+
+
+def eval_inputs(w):
+    """The eval datafile and, on the packed path, its store: what probing or timing a run reads."""
+    data = atdr_workflow.data_dir(w.dataset)
+    packed = config["datasets"][w.dataset]["loader"] == "packed"
+    return {"eval": f"{data}/eval.json", "eval_store": [f"{data}/eval.pack"] if packed else []}
+
+
+def variant_train_inputs(w):
+    """As an ordinary run's, with the variant's training datafile, weights and run config (its
+    clips read from the whole training split's store)."""
+    folder = f"{atdr_workflow.analysis_dir(w.dataset, w.analysis)}/{w.variant}"
+    inputs = {**train_inputs(w), "config": f"{variant_run_path(w)}/run.yaml", "train": f"{folder}/train.json"}
+    if "weights" in inputs:
+        inputs["weights"] = f"{folder}/train_weight.csv"
+    return inputs
+
+
+def analysis_runs(analysis):
+    """Input function: the finished runs an analysis compares on the wildcard's dataset (their files)."""
+    return lambda w: atdr_workflow.run_outputs(atdr_workflow.analysis_runs(config, w.dataset, analysis))
+
+
+def analysis_run_dirs(analysis):
+    """Param function: those runs' folders, as one argument string."""
+    return lambda w: " ".join(atdr_workflow.analysis_runs(config, w.dataset, analysis))
+
+
+def analysis_folder(analysis):
+    """Param function: the analysis' folder on the wildcard's dataset."""
+    return lambda w: atdr_workflow.analysis_dir(w.dataset, analysis)
+
+
+def variant_files(analysis, *names):
+    """The files of each training-set variant of a retraining analysis (`atdr subset`, `atdr label-noise`)."""
+    folder = f"{RESULTS}/{{dataset}}/analysis/{analysis}"
+    return [f"{folder}/{v}/{name}" for v in atdr_workflow.variants(config, analysis) for name in names]
+
+
+def probes(w):
+    """The probe results of every probed run on the wildcard's dataset."""
+    return [f"{atdr_workflow.analysis_dir(w.dataset, 'robustness')}/{m}/seed{s}/probe.csv"
+            for m in atdr_workflow.analysis_models(config, "robustness") for s in SEEDS]
+
+
 def ensemble_members(w):
     return [atdr_workflow.run_dir(w.dataset, m, w.seed) for m in config["ensembles"][w.ensemble]]
 
