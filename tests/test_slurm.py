@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 import yaml
 
@@ -162,15 +163,39 @@ def test_never_more_gpu_jobs_at_once_than_gpus(finished):
     assert most == slurm_cluster.NODE["gpus"]  # 4 runs, 3 GPUs: three at a time, then one
 
 
-def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen):
+def _wait_for(predicate, timeout: float, what: str, proc: subprocess.Popen, every: float = 0.3):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         assert proc.poll() is None, f"snakemake ended (exit {proc.returncode}) while waiting for {what}"
-        time.sleep(0.3)
+        time.sleep(every)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def _pending(pid: int, signum: int) -> bool:
+    """Whether signal `signum` waits to be delivered to process `pid` (/proc: ShdPnd, SigPnd)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return any(int(mask, 16) >> (signum - 1) & 1 for mask in re.findall(r"(?m)^(?:ShdPnd|SigPnd):\s*(\w+)", status))
+
+
+def preempt_mid_epoch(job: str, supervisor: int) -> None:
+    """Send the trainer of SLURM job `job` (the child of `atdr train --restarts`, pid `supervisor`)
+    SLURM's SIGTERM (`scancel --signal=TERM`, as a pre-emption does) where it is now, mid-epoch.
+
+    The tiny run's steps take a few hundredths of a second, less than SLURM takes to deliver the
+    signal, so the test holds the trainer (SIGSTOP) until the signal is pending, then lets it go on:
+    it meets the signal after the step it is in."""
+    trainer = psutil.Process(supervisor).children()[0]
+    trainer.suspend()
+    try:
+        subprocess.run(["scancel", "--signal=TERM", job], check=True)
+        deadline = time.monotonic() + 30
+        while not _pending(trainer.pid, signal.SIGTERM) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        trainer.resume()
 
 
 @dataclass
@@ -213,17 +238,17 @@ def second_phase(cluster, finished, tmp_path_factory) -> SecondPhase:
                     extra=("--config", "gpus_per_run=2"), output=logs / "ddp.txt")
     log = runs / "seed0" / "train.log"  # the run's own log: each requeue runs the job again, replacing the workflow's
     for k in range(3):
-        def at_an_epochs_first_step(k=k):  # then the trainer stops after this step or the next: mid-epoch
+        def at_an_epochs_first_step(k=k):
             parts = attempts(log)[k:] if log.exists() else []
             if not parts:
                 return None
             since_resume = parts[0][parts[0].find("resuming") + 1:]
             for epoch, step in re.findall(r"epoch (\d+) step (\d+):", since_resume):
                 if int(step) % STEPS_PER_EPOCH == 1 and int(epoch) > k:
-                    return re.search(r"SLURM job (\d+)", parts[0])[1]
+                    return parts[0]
             return None
-        job = _wait_for(at_an_epochs_first_step, 300, f"attempt {k + 1} to train", preempted)
-        subprocess.run(["scancel", "--signal=TERM", job], check=True)
+        attempt = _wait_for(at_an_epochs_first_step, 300, f"attempt {k + 1} to train", preempted, every=0.02)
+        preempt_mid_epoch(re.search(r"SLURM job (\d+)", attempt)[1], int(re.search(r", pid (\d+),", attempt)[1]))
     return SecondPhase(workdir, Rerun(*finish(preempted)), Rerun(*finish(ddp)), reference)
 
 
