@@ -102,7 +102,8 @@ def show_job(job: str) -> dict[str, str]:
 
 
 def train_log(workdir: Path, model: str, seed: int) -> Path:
-    return workdir / "results" / "logs" / "synth" / model / f"seed{seed}" / "train.log"
+    """The run's own log, where every attempt appends (the workflow's log is replaced by each start)."""
+    return workdir / "results" / "synth" / model / f"seed{seed}" / "train.log"
 
 
 def attempts(log: Path) -> list[str]:

@@ -287,7 +287,7 @@ def test_a_preempted_trainer_is_restarted_and_a_deterministic_failure_is_not(tmp
     trainer.send_signal(signal.SIGTERM)
     output, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, output[-3000:]
-    (attempt,) = _attempts(log)
+    (attempt,) = _attempts(tmp_path / "results" / "synth" / "linear" / "seed0" / "train.log")  # the run's own log
     assert "the trainer was stopped by SIGTERM after saving its state (pre-empted); starting it again" in attempt
     assert "resuming results/synth/linear/seed0 at epoch" in attempt
     metrics = pd.read_csv(tmp_path / "results" / "synth" / "linear" / "seed0" / "metrics.csv")
@@ -297,7 +297,7 @@ def test_a_preempted_trainer_is_restarted_and_a_deterministic_failure_is_not(tmp
     path.write_text(yaml.safe_dump(config))
     failed = snakemake(tmp_path, "results/synth/needs_cuda/seed0/checkpoints/best.pt", config=path)
     assert failed.returncode != 0 and "Trying to restart" not in failed.stdout + failed.stderr
-    (attempt,) = _attempts(tmp_path / "results" / "logs" / "synth" / "needs_cuda" / "seed0" / "train.log")
+    (attempt,) = _attempts(tmp_path / "results" / "synth" / "needs_cuda" / "seed0" / "train.log")
     assert "train.device is cuda but no CUDA device is available" in attempt and "starting it again" not in attempt
 
 
