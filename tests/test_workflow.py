@@ -266,6 +266,7 @@ def test_a_preempted_trainer_is_restarted_and_a_deterministic_failure_is_not(tmp
     config["datasets"]["synth"]["synth"] = {"train": 64, "eval": 24, "seconds": 1.0, "seed": 0}
     config["models"] = {"linear": config["models"]["linear"]}
     config["ensembles"] = {}
+    config.pop("analyses", None)
     config["run_defaults"]["train"].update(epochs=4, log_every=1, wa_start=1)
     config["bootstrap"] = 20
     path = tmp_path / "config.yaml"
@@ -276,6 +277,7 @@ def test_a_preempted_trainer_is_restarted_and_a_deterministic_failure_is_not(tmp
     log = tmp_path / "results" / "logs" / "synth" / "linear" / "seed0" / "train.log"
     trainer = None
     for _ in range(600):  # wait until training is inside epoch 2
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
         if log.exists() and "epoch 2 step" in log.read_text():
             job = next(p for p in psutil.process_iter(["cmdline", "cwd"])  # this test's, not another's
                        if p.info["cmdline"] and "--restarts" in p.info["cmdline"]
