@@ -39,16 +39,22 @@ _TEMPORARY = re.compile(r"^\..+\.tmp\d+$")  # atdr.atomic's temporary names
 @contextmanager
 def claim(out: Path, config: dict, force: bool = False) -> Iterator[None]:
     """Hold run folder `out` for a run of `config` (a `RunConfig.to_dict()`)."""
+    create(out)
+    with _locked(out / LOCK):
+        _remove_temporaries(out)
+        _check_config(out, config, force)
+        yield
+
+
+def create(out: Path) -> None:
+    """Make run folder `out` (and its parents) if needed; a file there, or a folder that cannot be
+    made, is an AtdrError."""
     if out.exists() and not out.is_dir():
         raise AtdrError(f"--out {out} is a file; give a folder for the run's outputs")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise AtdrError(f"cannot create run folder {out}: {e.strerror}") from None
-    with _locked(out / LOCK):
-        _remove_temporaries(out)
-        _check_config(out, config, force)
-        yield
 
 
 @contextmanager

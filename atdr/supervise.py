@@ -12,7 +12,9 @@ how it ends decides what happens next:
 Unless this process was signalled too: then the whole job is being stopped (Ctrl-C, a SLURM
 pre-emption or time limit), and it ends with the trainer's code. SIGTERM and SIGINT sent to this
 process are passed on to the trainer, which runs in its own process group so that it gets each
-signal once; not inside a SLURM job, where SLURM signals every process of the job itself.
+signal once; not inside a SLURM job, where SLURM signals every process of the job itself. What
+is left of the trainer's process group when it ends (the data-loader workers of a killed trainer,
+which hold the run folder's lock) is killed before it starts again.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import logging
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Mapping
 
 from atdr.errors import EXIT_INTERRUPTED, EXIT_PREEMPTED, EXIT_TRANSIENT
@@ -80,6 +83,22 @@ class _Signals:
             signal.signal(s, handler)
 
 
+def _end_leftovers(group: int, wait_s: float = 10.0) -> None:
+    """Kill what is left of the trainer's process group (its data-loader workers, when the trainer
+    itself was killed) and wait until it is gone: they would hold the run folder's lock."""
+    try:
+        os.killpg(group, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+
+
 def supervise(argv: list[str], env: Mapping[str, str], restarts: int, *, in_slurm: bool) -> int:
     """Run `argv` until it succeeds, fails for good or is stopped with this process; return its exit code."""
     with _Signals(forward=not in_slurm) as signals:
@@ -89,6 +108,7 @@ def supervise(argv: list[str], env: Mapping[str, str], restarts: int, *, in_slur
             signals.watch(child)
             code = child.wait()
             signals.watch(None)
+            _end_leftovers(child.pid)
             if signals.received is not None:  # the job as a whole is being stopped
                 if code < 0:
                     code = EXIT_PREEMPTED if signals.received == signal.SIGTERM else EXIT_INTERRUPTED

@@ -4,7 +4,7 @@ one-node test cluster (tests/cluster/slurm_cluster.py), as wall-clock times and 
 Needs root (the test cluster). The SLURM run uses the README's command for clusters without
 accounting; the local run `snakemake --cores all`. Both start from an empty folder.
 
-    sudo .venv/bin/python benchmarks/slurm_overhead.py [--config config/config.yaml]
+    sudo .venv/bin/python benchmarks/slurm_overhead.py [--config config/config.yaml | --small]
 """
 
 from __future__ import annotations
@@ -42,9 +42,11 @@ def timed(cmd: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=ROOT / "config" / "config.yaml")
+    parser.add_argument("--small", action="store_true", help="the tests' small config instead of --config")
     args = parser.parse_args()
-    config = ["--configfile", str(args.config.resolve())]
     with tempfile.TemporaryDirectory() as local, tempfile.TemporaryDirectory() as remote:
+        path = slurm_cluster.small_config(Path(local) / "small.yaml") if args.small else args.config.resolve()
+        config = ["--configfile", str(path)]
         local_s = timed([sys.executable, "-m", "snakemake", "--cores", "all", "--directory", local, *config])
         print(f"local (--cores all):       {local_s:7.0f} s")
         running = slurm_cluster.running()

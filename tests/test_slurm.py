@@ -61,20 +61,6 @@ def cluster():
     started.stop()
 
 
-def tiny_config(path: Path, **models: dict) -> Path:
-    """The default config made small: two models, two seeds, 128 training clips, 3 epochs, no analyses."""
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    config["datasets"]["synth"]["synth"] = {"train": 128, "eval": 32, "seconds": 1.0, "seed": 0}
-    config["models"] = {name: config["models"][name] for name in ("linear", "transformer")} | models
-    config["seeds"] = [0, 1]
-    config["ensembles"] = {"pair": ["linear", "transformer"]}
-    config["run_defaults"]["train"].update(epochs=3, wa_start=2, log_every=1)
-    config["bootstrap"] = 20
-    config.pop("analyses", None)  # tested without SLURM (tests/test_analyses.py, the default workflow)
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 def snakemake(cluster, workdir: Path, *targets: str, extra: tuple[str, ...] = (), config: Path | None = None,
               output: Path | None = None) -> subprocess.Popen:
     """The README's command (targets first, the test's folder and config last); its output goes to
@@ -102,7 +88,8 @@ def show_job(job: str) -> dict[str, str]:
 
 
 def train_log(workdir: Path, model: str, seed: int) -> Path:
-    return workdir / "results" / "logs" / "synth" / model / f"seed{seed}" / "train.log"
+    """The run's own log, where every attempt appends (the workflow's log is replaced by each start)."""
+    return workdir / "results" / "synth" / model / f"seed{seed}" / "train.log"
 
 
 def attempts(log: Path) -> list[str]:
@@ -122,7 +109,7 @@ class Finished:
 @pytest.fixture(scope="module")
 def finished(cluster, tmp_path_factory) -> Finished:
     workdir = tmp_path_factory.mktemp("slurm")
-    tiny_config(workdir / "tiny.yaml")
+    slurm_cluster.small_config(workdir / "tiny.yaml")
     before = len(cluster.job_records())  # a cluster started by .ci/run may have run other jobs
     code, output = finish(snakemake(cluster, workdir))
     assert code == 0, output[-4000:]

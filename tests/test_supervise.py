@@ -116,7 +116,7 @@ def test_sigterm_to_the_job_stops_it_without_a_restart(config, tmp_path):
     _, err = again.communicate(timeout=300)
     assert again.returncode == 0, err
     run_log = (tmp_path / "run" / "train.log").read_text()
-    assert run_log.count(" atdr train ") == 2 and run_log.index("stopped at epoch 2") < run_log.index("resuming")
+    assert run_log.count(" atdr train ") == 2 and run_log.index("stopped in epoch 2") < run_log.index("resuming")
 
 
 def test_a_deterministic_failure_is_not_restarted(config, tmp_path):

@@ -266,6 +266,7 @@ def test_a_preempted_trainer_is_restarted_and_a_deterministic_failure_is_not(tmp
     config["datasets"]["synth"]["synth"] = {"train": 64, "eval": 24, "seconds": 1.0, "seed": 0}
     config["models"] = {"linear": config["models"]["linear"]}
     config["ensembles"] = {}
+    config.pop("analyses", None)
     config["run_defaults"]["train"].update(epochs=4, log_every=1, wa_start=1)
     config["bootstrap"] = 20
     path = tmp_path / "config.yaml"
@@ -276,6 +277,7 @@ def test_a_preempted_trainer_is_restarted_and_a_deterministic_failure_is_not(tmp
     log = tmp_path / "results" / "logs" / "synth" / "linear" / "seed0" / "train.log"
     trainer = None
     for _ in range(600):  # wait until training is inside epoch 2
+        assert proc.poll() is None, proc.communicate()[0][-3000:]
         if log.exists() and "epoch 2 step" in log.read_text():
             job = next(p for p in psutil.process_iter(["cmdline", "cwd"])  # this test's, not another's
                        if p.info["cmdline"] and "--restarts" in p.info["cmdline"]
@@ -287,7 +289,7 @@ def test_a_preempted_trainer_is_restarted_and_a_deterministic_failure_is_not(tmp
     trainer.send_signal(signal.SIGTERM)
     output, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, output[-3000:]
-    (attempt,) = _attempts(log)
+    (attempt,) = _attempts(tmp_path / "results" / "synth" / "linear" / "seed0" / "train.log")  # the run's own log
     assert "the trainer was stopped by SIGTERM after saving its state (pre-empted); starting it again" in attempt
     assert "resuming results/synth/linear/seed0 at epoch" in attempt
     metrics = pd.read_csv(tmp_path / "results" / "synth" / "linear" / "seed0" / "metrics.csv")
@@ -297,7 +299,7 @@ def test_a_preempted_trainer_is_restarted_and_a_deterministic_failure_is_not(tmp
     path.write_text(yaml.safe_dump(config))
     failed = snakemake(tmp_path, "results/synth/needs_cuda/seed0/checkpoints/best.pt", config=path)
     assert failed.returncode != 0 and "Trying to restart" not in failed.stdout + failed.stderr
-    (attempt,) = _attempts(tmp_path / "results" / "logs" / "synth" / "needs_cuda" / "seed0" / "train.log")
+    (attempt,) = _attempts(tmp_path / "results" / "synth" / "needs_cuda" / "seed0" / "train.log")
     assert "train.device is cuda but no CUDA device is available" in attempt and "starting it again" not in attempt
 
 

@@ -51,6 +51,11 @@ if TYPE_CHECKING:
     from atdr.config import RunConfig
 
 log = logging.getLogger(__name__)
+# The line that starts each attempt in OUT/train.log (host, SLURM job and restart, GPUs): there
+# only, so that a command that fails at once still prints one line.
+_attempt = logging.getLogger(f"{__name__}.attempt")
+_attempt.propagate = False
+_attempt.setLevel(logging.INFO)
 
 # Set for the trainer process(es) started by this command: train here, launch nothing.
 WORKER = "ATDR_TRAIN_WORKER"
@@ -75,30 +80,31 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.set)  # fail on a bad config before claiming or starting anything
     with _run_log(args.out):
-        if "WORLD_SIZE" in os.environ or os.environ.get(WORKER):
-            return _train_here(cfg, args.out, args.force)
-        return _launch(args, cfg)
+        try:
+            if "WORLD_SIZE" in os.environ or os.environ.get(WORKER):
+                return _train_here(cfg, args.out, args.force)
+            return _launch(args, cfg)
+        except AtdrError as e:
+            _attempt.error("atdr train: error: %s", e)  # in the run's log too; the console gets it from the CLI
+            raise
 
 
 @contextmanager
 def _run_log(out: str):
     """Also log to OUT/train.log, appending: it keeps every attempt of the run (a workflow's own
-    log file is replaced each time Snakemake runs the job)."""
-    folder = Path(out)
-    if folder.exists() and not folder.is_dir():
-        raise AtdrError(f"--out {out} is a file; give a folder for the run's outputs")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise AtdrError(f"--out {out}: cannot create run folder ({e.strerror})") from None
-    handler = logging.FileHandler(folder / "train.log", mode="a")
+    log file is replaced each time Snakemake runs the job), each starting with `_attempt`'s line."""
+    from atdr import runfolder
+
+    runfolder.create(Path(out))
+    handler = logging.FileHandler(Path(out) / "train.log", mode="a")
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
-    root = logging.getLogger()
-    root.addHandler(handler)
+    for logger in (logging.getLogger(), _attempt):
+        logger.addHandler(handler)
     try:
         yield
     finally:
-        root.removeHandler(handler)
+        for logger in (logging.getLogger(), _attempt):
+            logger.removeHandler(handler)
         handler.close()
 
 
@@ -111,10 +117,9 @@ def _launch(args: argparse.Namespace, cfg: RunConfig) -> int:
     if cuda:
         claim_gpus(args.gpus)
     job = slurm.job_id()
-    if job:  # which attempt of which job: the run folder's train.log keeps every one
-        log.info("atdr train %s: %s, pid %d, SLURM job %s, restart %s, CUDA_VISIBLE_DEVICES=%s", args.out,
-                 socket.gethostname(), os.getpid(), job, slurm.job_fields(job).get("Restarts", "?"),
-                 os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)"))
+    where = f"SLURM job {job}, restart {slurm.job_fields(job).get('Restarts', '?')}" if job else "not in a SLURM job"
+    _attempt.info("atdr train %s: %s, pid %d, %s, CUDA_VISIBLE_DEVICES=%s", args.out, socket.gethostname(),
+                  os.getpid(), where, os.environ.get("CUDA_VISIBLE_DEVICES", "(unset)"))
     trainers = _trainers(args, cuda, job)
     if trainers is None:
         return _train_here(cfg, args.out, args.force)

@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[2]
 ETC = Path("/etc/slurm")
 CONF, GRES_CONF = ETC / "slurm.conf", ETC / "gres.conf"
 MARKER = "# written by atdr tests/cluster/slurm_cluster.py"
@@ -252,6 +253,23 @@ def _start(cluster: Cluster) -> None:
             return
         time.sleep(0.5)
     raise Unavailable(f"the node did not become idle (state {state!r}); see {root}/log")
+
+
+def small_config(path: Path) -> Path:
+    """Write the default config made small to `path`: two models, two seeds, 128 training clips,
+    3 epochs, no analyses (what the tests and the overhead benchmark run)."""
+    import yaml  # here: `up` and `down` run before the project's environment exists (.ci/run)
+
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["datasets"]["synth"]["synth"] = {"train": 128, "eval": 32, "seconds": 1.0, "seed": 0}
+    config["models"] = {name: config["models"][name] for name in ("linear", "transformer")}
+    config["seeds"] = [0, 1]
+    config["ensembles"] = {"pair": ["linear", "transformer"]}
+    config["run_defaults"]["train"].update(epochs=3, wa_start=2, log_every=1)
+    config["bootstrap"] = 20
+    config.pop("analyses", None)  # tested without SLURM (tests/test_analyses.py, the default workflow)
+    path.write_text(yaml.safe_dump(config))
+    return path
 
 
 def readme_commands(readme: Path) -> list[str]:
