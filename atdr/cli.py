@@ -11,9 +11,9 @@ import argparse
 import importlib
 import logging
 import sys
-import warnings
 
 from atdr import __version__
+from atdr.data.notes import ConversionNotes
 from atdr.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, AtdrError
 
 # Subcommand name -> module in atdr.commands, in the order of the pipeline.
@@ -65,17 +65,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_python_showwarning = warnings.showwarning
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """atdr's own notices (resampling, downmixing) as log lines; other warnings as Python shows them."""
-    if category.__module__.startswith("atdr."):
-        logging.getLogger("atdr").warning("note: %s", message)
-    else:
-        _python_showwarning(message, category, filename, lineno, file, line)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -86,8 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        with warnings.catch_warnings():
-            warnings.showwarning = _show_warning
+        with ConversionNotes().collecting():  # resampled, downmixed: said once, workers' notes too
             return args._run(args) or 0
     except AtdrError as e:
         print(f"atdr {args.command}: error: {e}", file=sys.stderr)

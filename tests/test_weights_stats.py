@@ -84,3 +84,27 @@ def test_norm_stats_as_the_original_average_batches_of_augmented_features(tiny_s
     written = NormStats.read(out)
     assert written.settings == dict(mixup=0.5, mixup_alpha=10.0, freqm=24, timem=30, batch_size=4, seed=0)
     assert main([*args, "--mixup", "0.3"]) == 2  # augmentation settings only with --method original
+
+
+def test_norm_stats_workers_say_each_conversion_note_once(tmp_path):
+    """Clips at 44.1 kHz in stereo, read by two data workers: the command says each conversion
+    once, not once per worker."""
+    import json
+    import subprocess
+    import sys
+
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(40):  # 3 batches of 16: both workers read clips
+        sf.write(tmp_path / f"{i}.wav", rng.uniform(-0.5, 0.5, (8820, 2)), 44100)
+        rows.append({"wav": str(tmp_path / f"{i}.wav"), "labels": "/m/09x0r"})
+    (tmp_path / "data.json").write_text(json.dumps({"data": rows}))
+    proc = subprocess.run([sys.executable, "-m", "atdr", "norm-stats", str(tmp_path / "data.json"), "--workers", "2",
+                           "--target-length", "20", "--out", str(tmp_path / "stats.json")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("note: downmixing 2-channel clips to mono") == 1, proc.stderr
+    assert proc.stderr.count("note: resampling clips from 44100 Hz to 16000 Hz") == 1, proc.stderr
+    assert NormStats.read(tmp_path / "stats.json").clips == 40

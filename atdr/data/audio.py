@@ -11,15 +11,12 @@ import soundfile as sf
 import torch
 import torchaudio
 
+from atdr.data.notes import AudioConversionWarning
 from atdr.errors import AtdrError
 
 SAMPLE_RATE = 16000
 # What soundfile's libsndfile (1.2.2 in the soundfile 0.14 wheel) decodes, by file extension.
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".caf", ".w64")
-
-
-class AudioConversionWarning(UserWarning):
-    """A clip was downmixed or resampled on load (said once per kind of conversion)."""
 
 
 def _reason(error: Exception) -> str:
