@@ -37,6 +37,14 @@ class World:
         dist.all_reduce(t)
         return bool(t.item())
 
+    def union(self, items: list[int]) -> list[int]:
+        """The sorted union of every rank's `items` (e.g. the training clips each found unreadable)."""
+        if self.size == 1:
+            return sorted(items)
+        gathered: list[list[int] | None] = [None] * self.size
+        dist.all_gather_object(gathered, items)
+        return sorted(set().union(*gathered))
+
     def barrier(self) -> None:
         if self.size > 1:
             dist.barrier()

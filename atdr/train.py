@@ -326,6 +326,7 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device, notes:
             return
         state.epoch_seconds += time.perf_counter() - tick
         state.train_seconds += time.perf_counter() - tick
+        state.unreadable = world.union(state.unreadable)
         save_last()
         world.barrier()  # no rank ends before rank 0 has saved (a launcher may kill the others when one ends)
         bar.close()
@@ -396,6 +397,7 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device, notes:
                     _accumulate_average(extra, _cpu_state(model))
             scheduler.step()
             state.epoch, state.consumed, state.loss_sum, state.loss_count, state.epoch_seconds = epoch, 0, 0.0, 0, 0.0
+            state.unreadable = world.union(state.unreadable)  # each rank skipped its own
             save_last()
             world.barrier()
 

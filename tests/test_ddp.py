@@ -86,3 +86,27 @@ def test_ddp_run_finishes_like_the_single_process_run(runs):
         for r1, r2 in zip(csv.DictReader(f1), csv.DictReader(f2), strict=True):
             assert float(r2["train_loss"]) == pytest.approx(float(r1["train_loss"]), rel=RTOL)
     assert "parameters, cpu x2" in proc.stderr  # it did run as a world of two processes
+
+
+def test_ddp_run_lists_the_unreadable_clips_every_rank_met(tiny_synth, tmp_path):
+    """Each rank skips the broken clips of its own shard; the run's summary lists them all."""
+    rows = [{**row, "wav": str(tiny_synth / row["wav"])}  # datafile paths are relative to the datafile
+            for row in json.loads((tiny_synth / "train.json").read_text())["data"]]
+    broken = []
+    for i in range(6):  # spread over the epoch plan: both ranks meet some
+        path = tmp_path / f"broken{i}.wav"
+        path.write_bytes(b"RIFF not audio")
+        broken.append(str(path))
+        rows.insert(8 * i, {"wav": str(path), "labels": rows[0]["labels"]})
+    (tmp_path / "train.json").write_text(json.dumps({"data": rows}))
+    config = write_run_config(tmp_path / "run.yaml", tiny_synth, MODEL, frontend="mel64", target_length=40,
+                              data={"loader": "reference", "train": str(tmp_path / "train.json")},
+                              optim={"warmup_steps": 0}, train={"epochs": 1, "batch_size": 16, "num_workers": 0})
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          "-m", "atdr", "train", "--config", str(config), "--out", str(tmp_path / "ddp")],
+                         env=env, capture_output=True, text=True, timeout=180)
+    assert ddp.returncode == 0, ddp.stderr
+    summary = json.loads((tmp_path / "ddp" / "summary.json").read_text())
+    assert sorted(summary["unreadable"]["train"]) == sorted(broken)
+    assert summary["clips"]["train"] == len(rows) - len(broken)
