@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,11 @@ def tiny_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("synth")
     synthesize(out, n_train=48, n_eval=24, seconds=1.0, seed=0, progress=False)
     return out
+
+
+def train_attempts(log: Path) -> list[str]:
+    """A run's train.log split at each `atdr train` start: every attempt appends to it."""
+    return re.split(r"(?m)^(?=[\d:\- ]+ atdr train )", log.read_text())[1:]
 
 
 def write_run_config(path: Path, dataset: Path, model: dict, *, frontend: str = "kaldi128", target_length: int = 100,

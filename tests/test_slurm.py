@@ -28,6 +28,8 @@ import psutil
 import pytest
 import yaml
 
+from conftest import train_attempts
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent / "cluster"))
 import slurm_cluster  # noqa: E402
@@ -92,11 +94,6 @@ def train_log(workdir: Path, model: str, seed: int) -> Path:
     return workdir / "results" / "synth" / model / f"seed{seed}" / "train.log"
 
 
-def attempts(log: Path) -> list[str]:
-    """The log split at each `atdr train` start (one part per attempt, appended)."""
-    return re.split(r"(?m)^(?=[\d:\- ]+ atdr train )", log.read_text())[1:]
-
-
 @dataclass
 class Finished:
     """The README's command run to the end: its folder, output and SLURM job records."""
@@ -132,7 +129,7 @@ def test_training_jobs_ask_for_a_gpu_and_slurm_gives_it(finished):
             assert job["TresPerJob"] == "gres:gpu:1" and job["NumCPUs"] == "8" and "mem=32000M" in job["TRES"], job
     for model in ("linear", "transformer"):
         for seed in (0, 1):
-            (start,) = attempts(train_log(finished.workdir, model, seed))
+            (start,) = train_attempts(train_log(finished.workdir, model, seed))
             assert re.search(r"SLURM job \d+, restart 0, CUDA_VISIBLE_DEVICES=[0-2]\n", start), start[:300]
 
 
@@ -226,7 +223,7 @@ def second_phase(cluster, finished, tmp_path_factory) -> SecondPhase:
     log = runs / "seed0" / "train.log"  # the run's own log: each requeue runs the job again, replacing the workflow's
     for k in range(3):
         def at_an_epochs_first_step(k=k):
-            parts = attempts(log)[k:] if log.exists() else []
+            parts = train_attempts(log)[k:] if log.exists() else []
             if not parts:
                 return None
             since_resume = parts[0][parts[0].find("resuming") + 1:]
@@ -244,7 +241,7 @@ def test_preempted_training_job_is_requeued_and_resumes_each_time(second_phase):
     step and ends as the uninterrupted run did, without using a retry."""
     assert "Trying to restart" not in second_phase.preempted.output
     run = second_phase.workdir / "results" / "synth" / "linear" / "seed0"
-    parts = attempts(run / "train.log")
+    parts = train_attempts(run / "train.log")
     assert [re.search(r"restart (\d+)", p)[1] for p in parts] == ["0", "1", "2", "3"]
     resumed = [int(re.search(r"resuming \S+ at epoch \d+ \([^)]*; step (\d+)\)", p)[1]) for p in parts[1:]]
     assert resumed == sorted(resumed) and all(step % STEPS_PER_EPOCH for step in resumed), resumed
@@ -256,7 +253,7 @@ def test_preempted_training_job_is_requeued_and_resumes_each_time(second_phase):
 
 def test_a_deterministic_failure_is_not_retried(second_phase):
     assert second_phase.preempted.code != 0
-    (attempt,) = attempts(train_log(second_phase.workdir, "needs_cuda", 0))
+    (attempt,) = train_attempts(train_log(second_phase.workdir, "needs_cuda", 0))
     assert "train.device is cuda but no CUDA device is available" in attempt
     assert "starting it again" not in attempt and "requeueing" not in attempt
     assert show_job(re.search(r"SLURM job (\d+)", attempt)[1])["Restarts"] == "0"
@@ -265,7 +262,7 @@ def test_a_deterministic_failure_is_not_retried(second_phase):
 def test_a_run_trains_over_the_allocation_with_two_processes(second_phase):
     assert second_phase.ddp.code == 0, second_phase.ddp.output[-3000:]
     run = second_phase.workdir / "results" / "synth" / "linear" / "seed1"
-    (attempt,) = attempts(run / "train.log")
+    (attempt,) = train_attempts(run / "train.log")
     assert re.search(r"CUDA_VISIBLE_DEVICES=\d,\d\n", attempt) and "cpu x2" in attempt, attempt[:2000]  # 2 DDP processes
     job = show_job(re.search(r"SLURM job (\d+)", attempt)[1])
     assert job["TresPerJob"] == "gres:gpu:2", job

@@ -15,6 +15,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from conftest import train_attempts
+
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEFILE = ROOT / "workflow" / "Snakefile"
 ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
@@ -154,7 +156,7 @@ def test_deleting_a_checkpoint_reruns_only_that_branch(finished):
     result = snakemake(finished)  # the finished run resumes from last.pt: no retraining, same outputs
     assert result.returncode == 0, result.stderr[-2000:]
     assert "epoch 1/" not in (finished / "results" / "logs" / "synth" / "crnn" / "seed0" / "train.log").read_text()
-    assert len(_attempts(finished / "results" / "synth" / "crnn" / "seed0" / "train.log")) == 2  # the run's own log
+    assert len(train_attempts(finished / "results" / "synth" / "crnn" / "seed0" / "train.log")) == 2  # the run's own log
     assert snakemake(finished, "-n").stdout.count("rule train") == 0
 
 
@@ -253,11 +255,6 @@ def test_schema_file_is_generated_from_the_run_config():
     assert (ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text() == schema_yaml(), "run `make schema`"
 
 
-def _attempts(log: Path) -> list[str]:
-    """A training log split at each `atdr train` start: every attempt appends to it."""
-    return re.split(r"(?m)^(?=[\d:\- ]+ atdr train )", log.read_text())[1:]
-
-
 @pytest.mark.slow
 def test_a_preempted_trainer_is_restarted_and_a_deterministic_failure_is_not(tmp_path):
     """SIGTERM to a running trainer (what SLURM sends): `atdr train --restarts` starts it again and
@@ -291,7 +288,7 @@ def test_a_preempted_trainer_is_restarted_and_a_deterministic_failure_is_not(tmp
     trainer.send_signal(signal.SIGTERM)
     output, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, output[-3000:]
-    (attempt,) = _attempts(tmp_path / "results" / "synth" / "linear" / "seed0" / "train.log")  # the run's own log
+    (attempt,) = train_attempts(tmp_path / "results" / "synth" / "linear" / "seed0" / "train.log")  # the run's own log
     assert "the trainer was stopped by SIGTERM after saving its state (pre-empted); starting it again" in attempt
     assert "resuming results/synth/linear/seed0 at epoch" in attempt
     metrics = pd.read_csv(tmp_path / "results" / "synth" / "linear" / "seed0" / "metrics.csv")
@@ -301,7 +298,7 @@ def test_a_preempted_trainer_is_restarted_and_a_deterministic_failure_is_not(tmp
     path.write_text(yaml.safe_dump(config))
     failed = snakemake(tmp_path, "results/synth/needs_cuda/seed0/checkpoints/best.pt", config=path)
     assert failed.returncode != 0 and "Trying to restart" not in failed.stdout + failed.stderr
-    (attempt,) = _attempts(tmp_path / "results" / "synth" / "needs_cuda" / "seed0" / "train.log")
+    (attempt,) = train_attempts(tmp_path / "results" / "synth" / "needs_cuda" / "seed0" / "train.log")
     assert "train.device is cuda but no CUDA device is available" in attempt and "starting it again" not in attempt
 
 
