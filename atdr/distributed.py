@@ -40,7 +40,7 @@ class World:
     def union(self, items: list[int]) -> list[int]:
         """The sorted union of every rank's `items` (e.g. the training clips each found unreadable)."""
         if self.size == 1:
-            return sorted(items)
+            return sorted(set(items))
         gathered: list[list[int] | None] = [None] * self.size
         dist.all_gather_object(gathered, items)
         return sorted(set().union(*gathered))

@@ -117,7 +117,7 @@ class RunState:
     best_score: float = -math.inf
     ensemble_epoch: int = 0
     ensemble_score: float = -math.inf
-    unreadable: list[int] = field(default_factory=list)  # training clips skipped as unreadable (indices)
+    unreadable: list[int] = field(default_factory=list)  # training clips skipped as unreadable (indices; distinct after each epoch)
 
 
 def _norm(cfg: RunConfig) -> tuple[float, float]:
@@ -353,7 +353,7 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device, notes:
                     for group in optimizer.param_groups:  # the original: lr = step / warmup * lr, every 50 steps
                         group["lr"] = state.step / cfg.optim.warmup_steps * base_lr
                 state.consumed = min(state.consumed + rank_batch, sampler.per_rank)
-                state.unreadable += [i for i in batch.unreadable if i not in state.unreadable]
+                state.unreadable += batch.unreadable  # repeats are merged at the epoch's end (`world.union`)
                 if batch.clips is not None:
                     x, y = data.path.train_inputs(batch.clips, device)
                     value = step(x, y)
