@@ -28,6 +28,7 @@ import psutil
 import pytest
 import yaml
 
+from atdr.slurm import job_fields
 from conftest import train_attempts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,11 +85,6 @@ def finish(proc: subprocess.Popen, timeout: float = 900) -> tuple[int, str]:
     return proc.returncode, path.read_text() if path else output
 
 
-def show_job(job: str) -> dict[str, str]:
-    out = subprocess.run(["scontrol", "show", "job", "--oneliner", job], capture_output=True, text=True).stdout
-    return dict(re.findall(r"(\w+)=(\S*)", out))
-
-
 def train_log(workdir: Path, model: str, seed: int) -> Path:
     """The run's own log, where every attempt appends (the workflow's log is replaced by each start)."""
     return workdir / "results" / "synth" / model / f"seed{seed}" / "train.log"
@@ -118,13 +114,13 @@ def test_readme_command_runs_the_workflow_to_the_comparison(finished):
     assert set(table.model) == {"linear", "transformer", "pair"}
     assert (finished.workdir / "results" / "comparison" / "tiny" / "mAP_by_model.png").stat().st_size > 1000
     # one SLURM job per training run, one for the data preparation, one for evaluation and report
-    comments = [show_job(record["JobId"]).get("Comment", "") for record in finished.records]
+    comments = [job_fields(record["JobId"]).get("Comment", "") for record in finished.records]
     assert sorted(c.split("_")[1] for c in comments) == ["prepare", "report", "train", "train", "train", "train"], comments
 
 
 def test_training_jobs_ask_for_a_gpu_and_slurm_gives_it(finished):
     for record in finished.records:
-        job = show_job(record["JobId"])
+        job = job_fields(record["JobId"])
         if job["Comment"].startswith("rule_train"):
             assert job["TresPerJob"] == "gres:gpu:1" and job["NumCPUs"] == "8" and "mem=32000M" in job["TRES"], job
     for model in ("linear", "transformer"):
@@ -136,7 +132,7 @@ def test_training_jobs_ask_for_a_gpu_and_slurm_gives_it(finished):
 def test_never_more_gpu_jobs_at_once_than_gpus(finished):
     spans = []
     for record in finished.records:
-        if show_job(record["JobId"])["Comment"].startswith("rule_train"):
+        if job_fields(record["JobId"])["Comment"].startswith("rule_train"):
             spans.append((datetime.fromisoformat(record["StartTime"]), datetime.fromisoformat(record["EndTime"])))
     assert len(spans) == 4
     events = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])  # ends sort first
@@ -246,7 +242,7 @@ def test_preempted_training_job_is_requeued_and_resumes_each_time(second_phase):
     resumed = [int(re.search(r"resuming \S+ at epoch \d+ \([^)]*; step (\d+)\)", p)[1]) for p in parts[1:]]
     assert resumed == sorted(resumed) and all(step % STEPS_PER_EPOCH for step in resumed), resumed
     assert all("requeueing SLURM job" in p for p in parts[:3])
-    assert show_job(re.search(r"SLURM job (\d+)", parts[0])[1])["Restarts"] == "3"
+    assert job_fields(re.search(r"SLURM job (\d+)", parts[0])[1])["Restarts"] == "3"
     assert list(pd.read_csv(run / "metrics.csv").epoch) == [1, 2, 3]
     assert np.array_equal(np.load(run / "predictions.npy"), second_phase.reference)
 
@@ -256,7 +252,7 @@ def test_a_deterministic_failure_is_not_retried(second_phase):
     (attempt,) = train_attempts(train_log(second_phase.workdir, "needs_cuda", 0))
     assert "train.device is cuda but no CUDA device is available" in attempt
     assert "starting it again" not in attempt and "requeueing" not in attempt
-    assert show_job(re.search(r"SLURM job (\d+)", attempt)[1])["Restarts"] == "0"
+    assert job_fields(re.search(r"SLURM job (\d+)", attempt)[1])["Restarts"] == "0"
 
 
 def test_a_run_trains_over_the_allocation_with_two_processes(second_phase):
@@ -264,7 +260,7 @@ def test_a_run_trains_over_the_allocation_with_two_processes(second_phase):
     run = second_phase.workdir / "results" / "synth" / "linear" / "seed1"
     (attempt,) = train_attempts(run / "train.log")
     assert re.search(r"CUDA_VISIBLE_DEVICES=\d,\d\n", attempt) and "cpu x2" in attempt, attempt[:2000]  # 2 DDP processes
-    job = show_job(re.search(r"SLURM job (\d+)", attempt)[1])
+    job = job_fields(re.search(r"SLURM job (\d+)", attempt)[1])
     assert job["TresPerJob"] == "gres:gpu:2", job
     assert list(pd.read_csv(run / "metrics.csv").epoch) == [1, 2, 3]
 
