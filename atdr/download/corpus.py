@@ -45,7 +45,7 @@ def download_corpus(name: str, title: str, dest: str | Path, archive_name: str, 
         (work / "corpus").mkdir()
         try:
             clips = prepare(archive, work / "unpacked", work / "corpus")
-        except AtdrError as e:
+        except (AtdrError, OSError) as e:  # OSError: a full disk, say
             raise AtdrError(f"{e} ({title} not prepared: the unpacked files are removed; the archive {archive} is "
                             "kept for the next attempt)") from None
         merge_into(work / "corpus", dest)

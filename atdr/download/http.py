@@ -133,7 +133,8 @@ def fetch(source: str, dest: str | Path, digest: Digest | None, *, tries: int = 
                 _download(url, part, timeout, progress)
     except TransientError as e:
         raise AtdrError(f"cannot download {url}: {e} (after {max(tries, 1)} attempts); fetch it from a mirror "
-                        "(ATDR_MIRROR) or give a local copy's path in place of the URL (README, \"Real data\")") from None
+                        "(ATDR_MIRROR) or give a local copy's path in place of the URL "
+                        "(README, \"Real data\")") from None
     if digest is not None:
         try:
             check_digest(part, digest, f"{dest.name} (downloaded from {url})")

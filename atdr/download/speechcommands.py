@@ -66,7 +66,8 @@ def _prepare(archive: Path, work: Path, out: Path, *, progress: bool) -> int:
         official[csv_name] = [line.strip() for line in (work / txt).read_text().splitlines() if line.strip()]
         unknown = set(official[csv_name]) - set(every)
         if unknown:
-            raise AtdrError(f"{archive}: {txt} lists {len(unknown)} clips that are not in the archive, e.g. {min(unknown)}")
+            raise AtdrError(f"{archive}: {txt} lists {len(unknown)} clips that are not in the archive, "
+                            f"e.g. {min(unknown)}")
     held_out = set(official["validation_list.csv"]) | set(official["testing_list.csv"])
     splits = {"train_list.csv": [c for c in every if c not in held_out], **official}
 
@@ -84,7 +85,8 @@ def _prepare(archive: Path, work: Path, out: Path, *, progress: bool) -> int:
     for csv_name, clips in splits.items():
         segments = [Segment(clip_id(c), 0.0, round(seconds[c], 3), (labels.mids[WORDS.index(c.split("/")[0])],))
                     for c in clips]
-        write_segments(out / csv_name, segments, title=f"Speech Commands v0.02 {csv_name} (atdr download speechcommands)")
+        write_segments(out / csv_name, segments,
+                       title=f"Speech Commands v0.02 {csv_name} (atdr download speechcommands)")
         log.info("%s: %d clips", csv_name, len(segments))
     labels.write(out / "class_labels_indices.csv")
     for name in (NOISE, "LICENSE", "README.md", *SPLITS.values()):

@@ -41,7 +41,8 @@ _MAGIC = ((b"RIFF", ".wav"), (b"fLaC", ".flac"), (b"OggS", ".ogg"), (b"ID3", ".m
           (b"\xff\xf3", ".mp3"), (b"\xff\xf2", ".mp3"))
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".opus"}
 # Leading bytes of the compressions a tar may come in, and how to read each (checksum included).
-_COMPRESSED = ((b"\x1f\x8b", gzip.open), (b"BZh", bz2.open), (b"\xfd7zXZ\x00", lzma.open), (b"\x5d\x00\x00", lzma.open))
+_COMPRESSED = ((b"\x1f\x8b", gzip.open), (b"BZh", bz2.open), (b"\xfd7zXZ\x00", lzma.open),
+               (b"\x5d\x00\x00\x80", lzma.open))
 _ZIP = (b"PK\x03\x04", b"PK\x05\x06")
 
 
@@ -202,8 +203,8 @@ def _tar(archive: Path, staging: Path, limit: int) -> int:
 def _zip(archive: Path, staging: Path, limit: int) -> int:
     try:
         zf = zipfile.ZipFile(archive)
-    except zipfile.BadZipFile as e:  # its directory is at its end, the first thing a cut loses
-        raise truncated(archive, f"without the central directory a zip ends with ({e})") from None
+    except zipfile.BadZipFile:  # its directory is at its end, the first thing a cut loses
+        raise truncated(archive, "without the central directory a zip ends with") from None
     count = 0
     try:
         with zf:

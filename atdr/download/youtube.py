@@ -203,10 +203,10 @@ class _YtdlpLog:
 def _classify(error: Exception, url: str) -> Exception:
     """A yt-dlp DownloadError (looking up `url`) as PermanentError or TransientError with a short
     reason, the same for every clip that fails the same way (no clip id in it)."""
-    cause = error.exc_info[1] if getattr(error, "exc_info", None) else None
-    offline = network_reason(cause or error, url)
+    offline = network_reason(error, url)
     if offline:
         return TransientError(offline)
+    cause = error.exc_info[1] if getattr(error, "exc_info", None) else None
     status = getattr(cause, "status", None) or getattr(getattr(cause, "cause", None), "status", None)
     if status:
         if 400 <= status < 500 and status not in (408, 425, 429):
