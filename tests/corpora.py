@@ -3,8 +3,9 @@
 ESC-50-master.zip: `ESC-50-master/audio/{fold}-{src}-{take}-{target}.wav` (44.1 kHz mono),
 `ESC-50-master/meta/esc50.csv` (filename, fold, target, category, esc10, src_file, take).
 speech_commands_v0.02.tar.gz: `<word>/<hash>_nohash_<n>.wav` (16 kHz), `_background_noise_/`,
-`validation_list.txt`, `testing_list.txt`, LICENSE, README.md, at the archive's top level, below
-its root folder `./` (as `tar -C dir .` writes: `./`, `./<word>/`, `./<word>/<file>.wav`).
+`validation_list.txt`, `testing_list.txt`, LICENSE, README.md, at the archive's top level, by
+default below a root entry `./` (as `tar -C dir .` writes: `./`, `./<word>/`, `./<word>/<file>.wav`;
+most likely the official archive's shape).
 Either may hold a `broken` clip: bytes that are not audio, under a clip's name.
 """
 

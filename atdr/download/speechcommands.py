@@ -1,8 +1,8 @@
 """Speech Commands v0.02 (Warden 2018), 35 words, as the original's egs/speechcommands/prep_sc.py.
 
-The official tarball (checksum-verified; a flat tar of `./<word>/<file>.wav`, as `tar -C dir .`
-writes) unpacked into AudioSet's layout under `<dest>` (prepared aside, moved into place whole:
-`atdr.download.corpus`):
+The official tarball (checksum-verified; flat, its names most likely `./<word>/<file>.wav` below a
+root entry `./`, as `tar -C dir .` writes) unpacked into AudioSet's layout under `<dest>`
+(prepared aside, moved into place whole: `atdr.download.corpus`):
 - `audio/<word>/<word>-<file stem>.wav`: the 16 kHz clips, renamed so that every clip's id is
   unique (the official names repeat across words); `_background_noise_/` is kept beside, unused;
 - `class_labels_indices.csv`: the original's 35 classes, in its order, ids `/m/spcmd00`...;
