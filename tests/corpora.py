@@ -3,7 +3,10 @@
 ESC-50-master.zip: `ESC-50-master/audio/{fold}-{src}-{take}-{target}.wav` (44.1 kHz mono),
 `ESC-50-master/meta/esc50.csv` (filename, fold, target, category, esc10, src_file, take).
 speech_commands_v0.02.tar.gz: `<word>/<hash>_nohash_<n>.wav` (16 kHz), `_background_noise_/`,
-`validation_list.txt`, `testing_list.txt`, LICENSE, README.md, at the archive's top level.
+`validation_list.txt`, `testing_list.txt`, LICENSE, README.md, at the archive's top level, by
+default below a root entry `./` (as `tar -C dir .` writes: `./`, `./<word>/`, `./<word>/<file>.wav`;
+most likely the official archive's shape).
+Either may hold a `broken` clip: bytes that are not audio, under a clip's name.
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ def tone(seconds: float, sr: int, freq: float, seed: int) -> bytes:
     return buffer.getvalue()
 
 
-def esc50_zip(path: Path, per_class_and_fold: int = 2, seconds: float = 0.5) -> list[dict]:
-    """Write an ESC-50-shaped zip of len(ESC_CATEGORIES) classes x 5 folds; return its meta rows."""
+def esc50_zip(path: Path, per_class_and_fold: int = 2, seconds: float = 0.5, broken: int | None = None) -> list[dict]:
+    """Write an ESC-50-shaped zip of len(ESC_CATEGORIES) classes x 5 folds (clip number `broken`
+    not audio); return its meta rows."""
     rows = []
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for target, category in enumerate(ESC_CATEGORIES):
@@ -38,7 +42,8 @@ def esc50_zip(path: Path, per_class_and_fold: int = 2, seconds: float = 0.5) -> 
                 for take in range(per_class_and_fold):
                     src = 100000 + 100 * target + 10 * fold + take
                     name = f"{fold}-{src}-{'AB'[take % 2]}-{target}.wav"
-                    zf.writestr(f"ESC-50-master/audio/{name}", tone(seconds, 44100, 300 + 400 * target, src))
+                    audio = b"not audio" if len(rows) == broken else tone(seconds, 44100, 300 + 400 * target, src)
+                    zf.writestr(f"ESC-50-master/audio/{name}", audio)
                     rows.append({"filename": name, "fold": fold, "target": target, "category": category,
                                  "esc10": "False", "src_file": str(src), "take": "AB"[take % 2]})
         header = "filename,fold,target,category,esc10,src_file,take\n"
@@ -49,21 +54,32 @@ def esc50_zip(path: Path, per_class_and_fold: int = 2, seconds: float = 0.5) -> 
     return rows
 
 
-def speechcommands_tar(path: Path, words: tuple[str, ...], per_word: int = 3, seconds: float = 0.3) -> dict[str, list[str]]:
-    """Write a Speech-Commands-shaped tar.gz; return {"validation": [...], "testing": [...], "all": [...]}."""
+def speechcommands_tar(path: Path, words: tuple[str, ...], per_word: int = 3, seconds: float = 0.3, root: str = "./",
+                       broken: int | None = None) -> dict[str, list[str]]:
+    """Write a Speech-Commands-shaped tar.gz with its members below `root` (clip number `broken`
+    not audio); return {"validation": [...], "testing": [...], "all": [...]}."""
     clips, validation, testing = [], [], []
     with tarfile.open(path, "w:gz") as tar:
-        def add(name: str, data: bytes) -> None:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+        def add(name: str, data: bytes | None = None) -> None:
+            info = tarfile.TarInfo(root + name)
+            if data is None:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+            else:
+                info.size = len(data)
+            tar.addfile(info, None if data is None else io.BytesIO(data))
 
+        if root:
+            add("")
         for w, word in enumerate(words):
+            if root:
+                add(f"{word}/")
             for n in range(per_word):
                 name = f"{word}/cafe{n:04d}_nohash_{n}.wav"  # the same names recur across words, as in the real set
-                add(name, tone(seconds, 16000, 200 + 50 * w, 1000 * w + n))
+                add(name, b"not audio" if len(clips) == broken else tone(seconds, 16000, 200 + 50 * w, 1000 * w + n))
                 clips.append(name)
                 (validation if n == 1 else testing if n == 2 else []).append(name)
+        if root:
+            add("_background_noise_/")
         add("_background_noise_/white_noise.wav", tone(1.0, 16000, 0, 7))
         add("validation_list.txt", "".join(f"{c}\n" for c in validation).encode())
         add("testing_list.txt", "".join(f"{c}\n" for c in testing).encode())

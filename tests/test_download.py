@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
@@ -40,6 +42,13 @@ FAST = {"tries": 3, "wait": 0.01, "progress": False}
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (a connection to it is refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def blob(http_server, name: str, size: int = 300_000, seed: int = 0) -> Path:
@@ -99,6 +108,23 @@ def test_the_mirror_setting_redirects_every_address(monkeypatch):
     assert resolve("/data/local.tar") == "/data/local.tar"
 
 
+@pytest.mark.parametrize("host, reason", [
+    ("127.0.0.1:{port}", "connection refused by 127.0.0.1:{port}"),
+    ("nonexistent.invalid", "cannot resolve host nonexistent.invalid: no network, or a wrong name"),
+])
+def test_no_network_is_one_line_naming_the_address_the_reason_and_the_way_around(tmp_path, host, reason):
+    port = closed_port()
+    url = f"http://{host.format(port=port)}/ESC-50-master.zip"
+    result = subprocess.run([sys.executable, "-m", "atdr", "-q", "download", "esc50", str(tmp_path / "esc50"), "--url",
+                             url, "--md5", "0" * 32, "--tries", "2", "--backoff", "0.01"],
+                            env=ENV, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"atdr download: error: cannot download {url}: {reason.format(port=port)} "
+                               "(after 2 attempts); fetch it from a mirror (ATDR_MIRROR) or give a local copy's path")
+
+
 # --- hostile archives --------------------------------------------------------------------------
 
 
@@ -121,6 +147,9 @@ def _symlink(name: str, target: str) -> tarfile.TarInfo:
     (lambda tmp: (tarfile.TarInfo(str(tmp / "escaped.txt")), b"x"), "absolute path"),
     (lambda tmp: (_symlink("audio/link", "../../.."), b""), "outside the destination"),
     (lambda tmp: (_symlink("audio/link", str(tmp)), b""), "absolute path"),
+    (lambda tmp: (tarfile.TarInfo("./../escaped.txt"), b"x"), "points outside the folder"),
+    (lambda tmp: (_symlink("./audio/link", "../../.."), b""), "outside the destination"),
+    (lambda tmp: (tarfile.TarInfo("./"), b"a file without a name"), "has no name"),
 ])
 def test_hostile_tar_members_are_refused_and_nothing_is_written(tmp_path, member, message):
     archive = _tar(tmp_path / "evil.tar", [(tarfile.TarInfo("ok.txt"), b"fine"), member(tmp_path)])
@@ -172,6 +201,86 @@ def test_declared_sizes_beyond_the_bound_are_refused(tmp_path):
     archive = _tar(tmp_path / "big.tar", [(tarfile.TarInfo("a.bin"), b"x" * 5000)])
     with pytest.raises(AtdrError, match="more than the 0.0 MB allowed"):
         unpack(archive, tmp_path / "target", max_bytes=4000)
+
+
+def _folder(name: str) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = tarfile.DIRTYPE
+    return info
+
+
+@pytest.mark.parametrize("kind", ["tar", "zip"])
+def test_an_archive_rooted_at_dot_slash_unpacks_its_members_not_its_root(tmp_path, kind):
+    """As `tar -C dir .` (and the Speech Commands archive) writes: `./`, `./yes/`, `./yes/a.wav`."""
+    if kind == "tar":
+        archive = _tar(tmp_path / "flat.tar", [(_folder("./"), b""), (_folder("./yes/"), b""),
+                                               (tarfile.TarInfo("./yes/a.wav"), b"clip"),
+                                               (tarfile.TarInfo("./LICENSE"), b"CC")])
+    else:
+        archive = tmp_path / "flat.zip"
+        with zipfile.ZipFile(archive, "w") as zf:
+            zf.writestr("./", "")
+            zf.writestr("./yes/a.wav", "clip")
+            zf.writestr("./LICENSE", "CC")
+    target = tmp_path / "target"
+    assert unpack(archive, target) == 2
+    assert sorted(p.relative_to(target).as_posix() for p in target.rglob("*")) == ["LICENSE", "yes", "yes/a.wav"]
+    assert (target / "yes" / "a.wav").read_bytes() == b"clip"
+
+
+def _members(count: int = 4, size: int = 20_000) -> list[tuple[tarfile.TarInfo, bytes]]:
+    return [(tarfile.TarInfo(f"clips/c{i}.bin"), np.random.default_rng(i).bytes(size)) for i in range(count)]
+
+
+def _archive(path: Path) -> Path:
+    """Four members of 20 kB in the format the name says."""
+    if path.suffix == ".zip":
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+            for info, data in _members():
+                zf.writestr(info.name, data)
+    elif path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table({"id": [f"c{i}" for i in range(4)], "audio": [_clip() for _ in range(4)]}), path)
+    else:
+        with tarfile.open(path, "w:gz" if path.suffix == ".gz" else "w") as tar:
+            for info, data in _members():
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+@pytest.mark.parametrize("name, cut", [
+    ("shard.zip", 0.5), ("shard.zip", -10),  # without the central directory at its end
+    ("shard.tar.gz", 0.5), ("shard.tar.gz", -4),  # inside the compressed data; without the gzip trailer
+    ("shard.tar", 0.5),  # inside a member
+    ("shard.tar", 512 + 20_480),  # after the first member, at a header (tarfile alone ends there silently)
+    ("shard.tar", 512 + 20_480 + 100),  # inside the second header
+    ("shard.parquet", -10),  # without its footer
+])
+def test_a_truncated_archive_is_reported_as_truncated(tmp_path, name, cut):
+    whole = _archive(tmp_path / name)
+    target = tmp_path / "target"
+    assert unpack(whole, target) == 4  # whole, it unpacks
+    data = whole.read_bytes()
+    end = int(len(data) * cut) if isinstance(cut, float) else cut % len(data)
+    cut_short = tmp_path / "cut" / name
+    cut_short.parent.mkdir()
+    cut_short.write_bytes(data[:end])
+    with pytest.raises(AtdrError, match=rf"{re.escape(str(cut_short))} is truncated: it ends after {end} bytes, .*"
+                                        r"get the whole file \(and its checksum\) again"):
+        unpack(cut_short, tmp_path / "target2")
+    assert list((tmp_path / "target2").iterdir()) == []
+
+
+def test_a_compressed_tar_with_a_wrong_checksum_is_refused(tmp_path):
+    data = bytearray(_archive(tmp_path / "shard.tar.gz").read_bytes())
+    data[-6] ^= 0xFF  # the CRC-32 in the gzip trailer
+    (tmp_path / "bad.tar.gz").write_bytes(bytes(data))
+    with pytest.raises(AtdrError, match="broken tar archive .*CRC check failed"):
+        unpack(tmp_path / "bad.tar.gz", tmp_path / "target")
+    assert list((tmp_path / "target").iterdir()) == []
 
 
 # --- archives source ---------------------------------------------------------------------------
@@ -275,6 +384,37 @@ def test_esc50_becomes_16khz_clips_a_class_list_and_the_official_folds(esc50_ser
     assert not (dest / ".atdr" / "ESC-50-master.zip").exists()  # the archive is not kept
 
 
+@pytest.mark.parametrize("as_url", [False, True])
+def test_a_local_archive_is_read_where_it_is_and_never_deleted(esc50_served, tmp_path, as_url):
+    server, rows, digest = esc50_served
+    local = server.root / "ESC-50-master.zip"  # the user's copy
+    dest = tmp_path / "esc50"
+    assert main(["-q", "download", "esc50", str(dest), "--url", local.as_uri() if as_url else str(local),
+                 "--md5", digest.hexdigest]) == 0
+    assert local.is_file() and hashlib.md5(local.read_bytes()).hexdigest() == digest.hexdigest
+    assert len(list((dest / "audio").glob("*.wav"))) == len(rows) and server.log == []
+    assert not (dest / ".atdr" / "ESC-50-master.zip").exists()  # read in place, not copied
+
+
+@pytest.mark.parametrize("corpus", ["esc50", "speechcommands"])
+def test_a_preparation_that_fails_midway_leaves_only_the_verified_archive(http_server, tmp_path, corpus):
+    if corpus == "esc50":
+        broken = esc50_zip(http_server.root / "archive", broken=30)[30]["filename"]
+        prepare, clip = download_esc50, f"audio/{broken}"
+    else:
+        clip = speechcommands_tar(http_server.root / "archive", WORDS, broken=60)["all"][60]
+        prepare = download_speechcommands
+    archive = http_server.root / "archive"
+    dest = tmp_path / corpus
+    for _ in range(2):  # the second attempt reads the archive kept by the first
+        with pytest.raises(AtdrError, match=rf": {clip}: cannot read audio .* not prepared: the unpacked files are "
+                                            r"removed; the archive .* is kept for the next attempt"):
+            prepare(dest, url=http_server.url("archive"), digest=Digest("sha256", sha256(archive)), **FAST)
+        kept = [p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()]
+        assert len(kept) == 1 and (dest / kept[0]).read_bytes() == archive.read_bytes(), kept
+    assert len(http_server.requests_for("archive")) == 1
+
+
 def test_esc50_with_a_wrong_checksum_unpacks_nothing(esc50_served, tmp_path):
     server, _, _ = esc50_served
     with pytest.raises(AtdrError, match="md5 mismatch"):
@@ -308,8 +448,9 @@ def test_a_killed_esc50_download_resumes_and_fetches_nothing_twice(esc50_served,
     assert subprocess.run(cmd, env=ENV).returncode == 0 and len(server.log) == requests
 
 
-def test_speech_commands_splits_labels_and_unique_clip_ids(http_server, tmp_path):
-    lists = speechcommands_tar(http_server.root / "sc.tar.gz", WORDS)
+@pytest.mark.parametrize("root", ["./", ""])  # as `tar -C dir .` writes (the official archive), or without
+def test_speech_commands_splits_labels_and_unique_clip_ids(http_server, tmp_path, root):
+    lists = speechcommands_tar(http_server.root / "sc.tar.gz", WORDS, root=root)
     digest = Digest("sha256", sha256(http_server.root / "sc.tar.gz"))
     dest = tmp_path / "sc"
     download_speechcommands(dest, url=http_server.url("sc.tar.gz"), digest=digest, **FAST)

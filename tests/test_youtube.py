@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -105,9 +106,34 @@ def test_below_the_success_floor_the_stage_fails_with_a_clear_message(youtube):
         server.fail(f"media/{ytid}.wav", 99, 503)
     name = segment_list(store, IDS)
     with pytest.raises(AtdrError, match=r"only 1 of 4 clips \(25.0%\) downloaded, below the floor of 50%; "
-                                        r"missing: failed: HTTP 503 3"):
+                                        r"missing: 3 clips failed: HTTP 503; see "):
         download_audioset(store, name, template=template, min_fraction=0.5, **FAST)
     assert pd.read_csv(store / "eval_segments_manifest.csv").status.tolist() == ["ok", "failed", "failed", "failed"]
+
+
+@pytest.mark.parametrize("host, reason", [
+    ("127.0.0.1:{port}", "connection refused by 127.0.0.1:{port}"),
+    ("nonexistent.invalid", "cannot resolve host nonexistent.invalid: no network, or a wrong name"),
+])
+def test_without_network_the_missing_clips_are_one_line_per_reason(tmp_path, host, reason):
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    reason = reason.format(port=port)
+    store = tmp_path / "audioset"
+    store.mkdir()
+    (store / "class_labels_indices.csv").write_text('index,mid,display_name\n0,/m/09x0r,"Speech"\n')
+    name = segment_list(store, IDS)
+    result = subprocess.run([sys.executable, "-m", "atdr", "-q", "download", "audioset", str(store), "--segments", name,
+                             "--url-template", f"http://{host.format(port=port)}/{{ytid}}", "--tries", "2",
+                             "--backoff", "0.01"], env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert [line.split(" ", 1)[1] if line[:1].isdigit() else line for line in result.stderr.strip().splitlines()] == [
+        f"{name}: 4 clips failed: {reason}",  # a warning, after its time
+        f"atdr download: error: {name}: only 0 of 4 clips (0.0%) downloaded, below the floor of 50%; missing: 4 clips "
+        f"failed: {reason}; see {store / 'eval_segments_manifest.csv'}. Run again to retry the failed ones"]
+    manifest = pd.read_csv(store / "eval_segments_manifest.csv")
+    assert (manifest.status == "failed").all() and (manifest.reason == reason).all()
 
 
 def test_hostile_ids_in_a_segment_list_are_refused(youtube):

@@ -28,7 +28,8 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _checksum(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--url", help="fetch from this address (or local path) instead of the official one")
+    p.add_argument("--url", help="fetch from this address instead of the official one; a local path or file:// URL "
+                   "is read where it is (never deleted)")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--sha256", help="expected sha256 of what --url gives (default: the published checksum)")
     group.add_argument("--md5", help="expected md5 of what --url gives")

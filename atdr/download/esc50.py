@@ -2,7 +2,7 @@
 
 The repository archive (checksum-verified), its 2000 5-s clips resampled once from 44.1 kHz to
 16 kHz (the original uses sox; atdr its own resampler, the one that reads clips) and, in
-AudioSet's layout under `<dest>`:
+AudioSet's layout under `<dest>` (prepared aside, moved into place whole: `atdr.download.corpus`):
 - `audio/<clip>.wav` (16 kHz mono PCM), `meta/esc50.csv` (the official metadata);
 - `class_labels_indices.csv`: the categories (50) in target order with the original's ids
   `/m/07rwj00` ... `/m/07rwj49` (its esc_class_labels_indices.csv);
@@ -13,20 +13,19 @@ AudioSet's layout under `<dest>`:
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import shutil
 import warnings
+from functools import partial
 from pathlib import Path
 
 from tqdm import tqdm
 
-from atdr.atomic import write_text
 from atdr.data.audio import SAMPLE_RATE, AudioConversionWarning, load_audio, write_audio
 from atdr.data.labels import LabelSet
 from atdr.data.segments import Segment, write_segments
 from atdr.download.addresses import ESC50_DIGEST, ESC50_URL, Digest
-from atdr.download.http import fetch
+from atdr.download.corpus import download_corpus
 from atdr.download.unpack import check_clip_id, unpack
 from atdr.errors import AtdrError
 
@@ -42,56 +41,50 @@ def fold_lists() -> list[str]:
 
 def download_esc50(dest: str | Path, *, url: str = ESC50_URL, digest: Digest | None = ESC50_DIGEST,
                    keep: bool = False, tries: int = 5, wait: float = 2.0, progress: bool = True) -> None:
-    dest = Path(dest)
-    state = dest / ".atdr"
-    done = state / "esc50.done"
-    if done.is_file():
-        log.info("ESC-50 is already in %s", dest)
-        return
-    archive = fetch(url, state / "ESC-50-master.zip", digest, tries=tries, wait=wait, progress=progress)
-    work = state / "unpacked"
-    shutil.rmtree(work, ignore_errors=True)
-    unpack(archive, work)
-    roots = [p.parent.parent for p in work.glob("*/meta/esc50.csv")]
+    download_corpus("esc50", "ESC-50", dest, "ESC-50-master.zip", url, digest, partial(_prepare, progress=progress),
+                    keep=keep, tries=tries, wait=wait, progress=progress)
+
+
+def _prepare(archive: Path, unpacked: Path, out: Path, *, progress: bool) -> int:
+    unpack(archive, unpacked)
+    roots = [p.parent.parent for p in unpacked.glob("*/meta/esc50.csv")]
     if len(roots) != 1:
         raise AtdrError(f"{archive}: expected one folder with meta/esc50.csv (as ESC-50-master/), found {len(roots)}")
     root = roots[0]
-    rows = _read_meta(root / "meta" / "esc50.csv")
+    meta = root / "meta" / "esc50.csv"
+    rows = _read_meta(meta)
     names = {}
     for row in rows:
         names.setdefault(row["target"], row["category"])
         if names[row["target"]] != row["category"]:
-            raise AtdrError(f"{root / 'meta' / 'esc50.csv'}: target {row['target']} is both {names[row['target']]!r} "
+            raise AtdrError(f"{archive}: meta/esc50.csv: target {row['target']} is both {names[row['target']]!r} "
                             f"and {row['category']!r}")
     if sorted(names) != list(range(len(names))):
-        raise AtdrError(f"{root / 'meta' / 'esc50.csv'}: targets must be 0..{len(names) - 1} without gaps")
+        raise AtdrError(f"{archive}: meta/esc50.csv: targets must be 0..{len(names) - 1} without gaps")
     labels = LabelSet(tuple(MID.format(t) for t in range(len(names))), tuple(names[t] for t in range(len(names))))
 
-    audio = dest / "audio"
     seconds = {}
     with warnings.catch_warnings():  # resampling is the point here
         warnings.simplefilter("ignore", AudioConversionWarning)
         for row in tqdm(rows, desc="ESC-50 to 16 kHz", unit="clip", disable=None if progress else True):
-            wave = load_audio(root / "audio" / row["filename"])
-            write_audio(audio / row["filename"], wave)
+            try:
+                wave = load_audio(root / "audio" / row["filename"])
+            except AtdrError as e:
+                raise AtdrError(f"{archive}: audio/{row['filename']}: {e}") from None
+            write_audio(out / "audio" / row["filename"], wave)
             seconds[row["filename"]] = round(len(wave) / SAMPLE_RATE, 3)
     for k in range(1, FOLDS + 1):
         segments = [Segment(Path(r["filename"]).stem, 0.0, seconds[r["filename"]], (labels.mids[r["target"]],))
                     for r in rows if r["fold"] == k]
-        write_segments(dest / f"fold{k}.csv", segments, title=f"ESC-50 fold {k} (atdr download esc50)")
-    labels.write(dest / "class_labels_indices.csv")
-    (dest / "meta").mkdir(exist_ok=True)
-    for name in ("esc50.csv",):
-        shutil.copyfile(root / "meta" / name, dest / "meta" / name)
+        write_segments(out / f"fold{k}.csv", segments, title=f"ESC-50 fold {k} (atdr download esc50)")
+    labels.write(out / "class_labels_indices.csv")
+    (out / "meta").mkdir()
+    shutil.copyfile(meta, out / "meta" / "esc50.csv")
     for name in ("LICENSE", "README.md"):
         if (root / name).is_file():
-            shutil.copyfile(root / name, dest / name)
-    shutil.rmtree(work)
-    if not keep:
-        archive.unlink()
-    write_text(done, json.dumps({"clips": len(rows), "digest": str(digest)}) + "\n")
-    log.info("ESC-50: %d clips at 16 kHz in %s, %d classes, folds in fold1.csv..fold%d.csv", len(rows), audio,
-             len(labels), FOLDS)
+            shutil.copyfile(root / name, out / name)
+    log.info("ESC-50: %d clips at 16 kHz, %d classes, folds in fold1.csv..fold%d.csv", len(rows), len(labels), FOLDS)
+    return len(rows)
 
 
 def _read_meta(path: Path) -> list[dict]:

@@ -1,6 +1,8 @@
 """Speech Commands v0.02 (Warden 2018), 35 words, as the original's egs/speechcommands/prep_sc.py.
 
-The official tarball (checksum-verified) unpacked into AudioSet's layout under `<dest>`:
+The official tarball (checksum-verified; flat, its names most likely `./<word>/<file>.wav` below a
+root entry `./`, as `tar -C dir .` writes) unpacked into AudioSet's layout under `<dest>`
+(prepared aside, moved into place whole: `atdr.download.corpus`):
 - `audio/<word>/<word>-<file stem>.wav`: the 16 kHz clips, renamed so that every clip's id is
   unique (the official names repeat across words); `_background_noise_/` is kept beside, unused;
 - `class_labels_indices.csv`: the original's 35 classes, in its order, ids `/m/spcmd00`...;
@@ -11,20 +13,18 @@ The official tarball (checksum-verified) unpacked into AudioSet's layout under `
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
+from functools import partial
 from pathlib import Path
 
-import soundfile as sf
 from tqdm import tqdm
 
-from atdr.atomic import write_text
+from atdr.data.audio import audio_info
 from atdr.data.labels import LabelSet
 from atdr.data.segments import Segment, write_segments
 from atdr.download.addresses import SPEECHCOMMANDS_DIGEST, SPEECHCOMMANDS_URL, Digest
-from atdr.download.http import fetch
+from atdr.download.corpus import download_corpus
 from atdr.download.unpack import check_clip_id, unpack
 from atdr.errors import AtdrError
 
@@ -48,15 +48,11 @@ def clip_id(official: str) -> str:
 def download_speechcommands(dest: str | Path, *, url: str = SPEECHCOMMANDS_URL,
                             digest: Digest | None = SPEECHCOMMANDS_DIGEST, keep: bool = False, tries: int = 5,
                             wait: float = 2.0, progress: bool = True) -> None:
-    dest = Path(dest)
-    state = dest / ".atdr"
-    done = state / "speechcommands.done"
-    if done.is_file():
-        log.info("Speech Commands is already in %s", dest)
-        return
-    archive = fetch(url, state / "speech_commands_v0.02.tar.gz", digest, tries=tries, wait=wait, progress=progress)
-    work = state / "unpacked"
-    shutil.rmtree(work, ignore_errors=True)
+    download_corpus("speechcommands", "Speech Commands", dest, "speech_commands_v0.02.tar.gz", url, digest,
+                    partial(_prepare, progress=progress), keep=keep, tries=tries, wait=wait, progress=progress)
+
+
+def _prepare(archive: Path, work: Path, out: Path, *, progress: bool) -> int:
     unpack(archive, work)
     words = sorted(p.name for p in work.iterdir() if p.is_dir() and p.name != NOISE)
     if sorted(WORDS) != words:
@@ -70,31 +66,30 @@ def download_speechcommands(dest: str | Path, *, url: str = SPEECHCOMMANDS_URL,
         official[csv_name] = [line.strip() for line in (work / txt).read_text().splitlines() if line.strip()]
         unknown = set(official[csv_name]) - set(every)
         if unknown:
-            raise AtdrError(f"{work / txt} lists {len(unknown)} clips that are not in the archive, e.g. {min(unknown)}")
+            raise AtdrError(f"{archive}: {txt} lists {len(unknown)} clips that are not in the archive, "
+                            f"e.g. {min(unknown)}")
     held_out = set(official["validation_list.csv"]) | set(official["testing_list.csv"])
     splits = {"train_list.csv": [c for c in every if c not in held_out], **official}
 
     labels = LabelSet(tuple(MID.format(i) for i in range(len(WORDS))), WORDS)
     seconds = {}
     for clip in tqdm(every, desc="Speech Commands", unit="clip", disable=None if progress else True):
-        word = clip.split("/")[0]
-        target = dest / "audio" / word / f"{check_clip_id(clip_id(clip), clip)}.wav"
+        try:
+            info = audio_info(work / clip)
+        except AtdrError as e:
+            raise AtdrError(f"{archive}: {clip}: {e}") from None
+        seconds[clip] = info.frames / info.sample_rate
+        target = out / "audio" / clip.split("/")[0] / f"{check_clip_id(clip_id(clip), clip)}.wav"
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(work / clip, target)
-        seconds[clip] = sf.info(str(target)).duration
     for csv_name, clips in splits.items():
         segments = [Segment(clip_id(c), 0.0, round(seconds[c], 3), (labels.mids[WORDS.index(c.split("/")[0])],))
                     for c in clips]
-        write_segments(dest / csv_name, segments, title=f"Speech Commands v0.02 {csv_name} (atdr download speechcommands)")
+        write_segments(out / csv_name, segments,
+                       title=f"Speech Commands v0.02 {csv_name} (atdr download speechcommands)")
         log.info("%s: %d clips", csv_name, len(segments))
-    labels.write(dest / "class_labels_indices.csv")
-    if (work / NOISE).is_dir():
-        shutil.rmtree(dest / NOISE, ignore_errors=True)
-        os.replace(work / NOISE, dest / NOISE)
-    for name in ("LICENSE", "README.md", *SPLITS.values()):
-        if (work / name).is_file():
-            shutil.copyfile(work / name, dest / name)
-    shutil.rmtree(work)
-    if not keep:
-        archive.unlink()
-    write_text(done, json.dumps({"clips": len(every), "digest": str(digest)}) + "\n")
+    labels.write(out / "class_labels_indices.csv")
+    for name in (NOISE, "LICENSE", "README.md", *SPLITS.values()):
+        if (work / name).exists():
+            os.replace(work / name, out / name)
+    return len(every)

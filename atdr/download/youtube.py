@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import re
 import shutil
 import signal
 import subprocess
@@ -41,7 +42,7 @@ from atdr.atomic import atomic_path
 from atdr.data.audio import SAMPLE_RATE
 from atdr.data.segments import Segment, read_segments
 from atdr.download.addresses import AUDIOSET_CSV, youtube_template
-from atdr.download.http import TransientError, fetch_once, retrying
+from atdr.download.http import TransientError, fetch_once, network_reason, retrying
 from atdr.download.unpack import check_clip_id
 from atdr.errors import EXIT_INTERRUPTED, EXIT_PREEMPTED, AtdrError
 
@@ -56,6 +57,8 @@ _PERMANENT_MESSAGES = (("private video", "private"), ("has been removed", "remov
                        ("copyright", "blocked"), ("confirm your age", "age restricted"),
                        ("members-only", "members only"), ("video unavailable", "unavailable"),
                        ("no longer available", "unavailable"), ("is not available", "unavailable"))
+_CLIP_PREFIX = re.compile(r"^\[[\w:]+\] [\w-]+: ")  # yt-dlp's "[youtube] <ytid>: " before its message
+MAX_REASONS = 10  # lines of missing clips by reason; the manifest has them all
 
 
 class PermanentError(Exception):
@@ -154,7 +157,7 @@ class Fetcher:
             with yt_dlp.YoutubeDL(options) as ydl:
                 info = ydl.extract_info(url, download=False)
         except yt_dlp.utils.DownloadError as e:
-            raise _classify(e) from None
+            raise _classify(e, url) from None
         formats = info.get("requested_formats") or [info]
         media = formats[0].get("url")
         if not media:
@@ -197,8 +200,12 @@ class _YtdlpLog:
     info = warning = error = debug
 
 
-def _classify(error: Exception) -> Exception:
-    """A yt-dlp DownloadError as PermanentError or TransientError with a short reason."""
+def _classify(error: Exception, url: str) -> Exception:
+    """A yt-dlp DownloadError (looking up `url`) as PermanentError or TransientError with a short
+    reason, the same for every clip that fails the same way (no clip id in it)."""
+    offline = network_reason(error, url)
+    if offline:
+        return TransientError(offline)
     cause = error.exc_info[1] if getattr(error, "exc_info", None) else None
     status = getattr(cause, "status", None) or getattr(getattr(cause, "cause", None), "status", None)
     if status:
@@ -212,7 +219,8 @@ def _classify(error: Exception) -> Exception:
     for key, reason in _PERMANENT_MESSAGES:
         if key in message:
             return PermanentError(reason)
-    return TransientError(str(getattr(error, "msg", error)).removeprefix("ERROR: ")[:200])
+    message = str(getattr(error, "msg", error)).removeprefix("ERROR: ")
+    return TransientError(_CLIP_PREFIX.sub("", message)[:200])
 
 
 def _classify_ffmpeg(message: str) -> Exception:
@@ -286,7 +294,7 @@ def download_audioset(dest: str | Path, segments: str, *, template: str | None =
                 return None
             tick = time.perf_counter()
             try:
-                for attempt in retrying(tries, wait):
+                for attempt in retrying(tries, wait, seg.ytid, logging.DEBUG):  # the summary says what failed
                     with attempt:
                         if stop.event.is_set():
                             return None
@@ -323,14 +331,19 @@ def _rows(listed: list[Segment], outcomes: dict[int, Outcome]) -> list[Outcome]:
 
 def _summarise(segments: str, listed: list[Segment], outcomes: dict[int, Outcome], min_fraction: float,
                manifest: Path) -> int:
+    """Say what is on disk and, one line per reason, what is missing; fail below `min_fraction`."""
     got = sum(o.status == "ok" for o in outcomes.values())
-    reasons = Counter(f"{o.status}: {o.reason}" for o in outcomes.values() if o.status != "ok")
+    missing = [f"{n} clip{'s' if n > 1 else ''} {reason}" for reason, n in
+               Counter(f"{o.status}: {o.reason}" for o in outcomes.values() if o.status != "ok").most_common()]
     share = got / len(listed)
-    lost = ", ".join(f"{reason} {n}" for reason, n in reasons.most_common()) or "none"
-    log.info("%s: got %d of %d clips (%.1f%% of the official list); missing by reason: %s (manifest: %s)",
-             segments, got, len(listed), 100 * share, lost, manifest)
+    log.info("%s: got %d of %d clips (%.1f%% of the official list); manifest: %s", segments, got, len(listed),
+             100 * share, manifest)
+    for line in missing[:MAX_REASONS]:
+        log.warning("%s: %s", segments, line)
+    if len(missing) > MAX_REASONS:
+        log.warning("%s: and %d more reasons (see %s)", segments, len(missing) - MAX_REASONS, manifest)
     if share < min_fraction:
+        lost = "; ".join(missing[:3]) + ("; ..." if len(missing) > 3 else "")
         raise AtdrError(f"{segments}: only {got} of {len(listed)} clips ({share:.1%}) downloaded, below the floor of "
                         f"{min_fraction:.0%}; missing: {lost}; see {manifest}. Run again to retry the failed ones")
     return 0
-
