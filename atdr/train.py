@@ -55,7 +55,7 @@ from atdr.metrics import evaluate
 from atdr.models import create
 from atdr.precision import resolve as resolve_precision
 from atdr.predict import Inputs, LossFn, Prediction, make_loss, predict
-from atdr.run import PREDICTIONS
+from atdr.run import PREDICTIONS, EvalClip, write_prediction_clips
 
 log = logging.getLogger(__name__)
 
@@ -482,6 +482,9 @@ def _write_outputs(cfg: RunConfig, out: Path, model: torch.nn.Module, train_clip
     # The clips each set actually used; those that could not be read are named.
     unreadable = {"train": [train_clips[i].wav for i in sorted(state.unreadable)],
                   **{name: extra.get("unreadable", {}).get(name, []) for name in scoring.clips}}
+    skipped = set(unreadable["eval"])  # the eval clip of each prediction row, by which `atdr ensemble` aligns runs
+    write_prediction_clips(out, [EvalClip(i, clip.wav) for i, clip in enumerate(scoring.clips["eval"])
+                                 if clip.wav not in skipped])
     clips = {"train": len(train_clips) - len(state.unreadable),
              **{name: len(c) - len(unreadable[name]) for name, c in scoring.clips.items()}}
     summary = {
