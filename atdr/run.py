@@ -37,7 +37,7 @@ def write_prediction_clips(folder: Path, clips: list[EvalClip]) -> None:
 
 
 def read_prediction_clips(folder: Path) -> list[EvalClip]:
-    """The clips of a run's (or an ensemble's) prediction rows."""
+    """The clips of a finished run's prediction rows."""
     path = folder / PREDICTION_CLIPS
     try:
         with open(path, newline="", encoding="utf-8") as f:

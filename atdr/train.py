@@ -482,11 +482,12 @@ def _write_outputs(cfg: RunConfig, out: Path, model: torch.nn.Module, train_clip
     # The clips each set actually used; those that could not be read are named.
     unreadable = {"train": [train_clips[i].wav for i in sorted(state.unreadable)],
                   **{name: extra.get("unreadable", {}).get(name, []) for name in scoring.clips}}
-    skipped = set(unreadable["eval"])  # the eval clip of each prediction row, by which `atdr ensemble` aligns runs
-    write_prediction_clips(out, [EvalClip(i, clip.wav) for i, clip in enumerate(scoring.clips["eval"])
-                                 if clip.wav not in skipped])
     clips = {"train": len(train_clips) - len(state.unreadable),
              **{name: len(c) - len(unreadable[name]) for name, c in scoring.clips.items()}}
+    # The eval clip of each prediction row (`atdr ensemble` aligns runs by them).
+    skipped = set(unreadable["eval"])
+    write_prediction_clips(out, [EvalClip(i, clip.wav) for i, clip in enumerate(scoring.clips["eval"])
+                                 if clip.wav not in skipped])
     summary = {
         "model": cfg.model.name,
         "seed": cfg.train.seed,
