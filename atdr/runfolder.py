@@ -24,7 +24,7 @@ import yaml
 
 from atdr.config import results_relevant
 from atdr.errors import AtdrError
-from atdr.run import PREDICTIONS
+from atdr.run import PREDICTION_CLIPS, PREDICTIONS
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,8 @@ LOCK = ".lock"
 CONFIG = "config.yaml"
 # Everything `atdr train` (and `atdr evaluate RUN`) writes into a run folder; anything else there
 # (the workflow's run.yaml, your notes) is left alone.
-OUTPUTS = (CONFIG, "metrics.csv", "steps.csv", "summary.json", "targets.npy", *PREDICTIONS.values(), "checkpoints", "eval")
+OUTPUTS = (CONFIG, "metrics.csv", "steps.csv", "summary.json", "targets.npy", *PREDICTIONS.values(), PREDICTION_CLIPS,
+           "checkpoints", "eval")
 _TEMPORARY = re.compile(r"^\..+\.tmp\d+$")  # atdr.atomic's temporary names
 
 

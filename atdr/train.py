@@ -55,7 +55,7 @@ from atdr.metrics import evaluate
 from atdr.models import create
 from atdr.precision import resolve as resolve_precision
 from atdr.predict import Inputs, LossFn, Prediction, make_loss, predict
-from atdr.run import PREDICTIONS
+from atdr.run import PREDICTIONS, EvalClip, write_prediction_clips
 
 log = logging.getLogger(__name__)
 
@@ -484,6 +484,10 @@ def _write_outputs(cfg: RunConfig, out: Path, model: torch.nn.Module, train_clip
                   **{name: extra.get("unreadable", {}).get(name, []) for name in scoring.clips}}
     clips = {"train": len(train_clips) - len(state.unreadable),
              **{name: len(c) - len(unreadable[name]) for name, c in scoring.clips.items()}}
+    # The eval clip of each prediction row (`atdr ensemble` aligns runs by them).
+    skipped = set(unreadable["eval"])
+    write_prediction_clips(out, [EvalClip(i, clip.wav) for i, clip in enumerate(scoring.clips["eval"])
+                                 if clip.wav not in skipped])
     summary = {
         "model": cfg.model.name,
         "seed": cfg.train.seed,

@@ -12,6 +12,7 @@ import yaml
 from sklearn.metrics import average_precision_score
 
 from atdr.cli import main
+from conftest import TINY_TAL, write_run_config
 
 SETS = {"best": "predictions.npy", "ensemble": "predictions_ensemble.npy", "wa": "predictions_wa.npy"}
 
@@ -126,8 +127,9 @@ def test_ensemble_averages_the_runs_predictions(run, second_run, tmp_path):
     assert average.shape == a.shape and np.array_equal(average, (a + b) / 2)
     targets = np.load(run / "targets.npy")
     assert np.array_equal(np.load(out / "targets.npy"), targets)
+    assert (out / "predictions_clips.csv").read_text() == (run / "predictions_clips.csv").read_text()
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["members"] == [str(run), str(second_run)] and metrics["use"] == "best"
+    assert metrics["members"] == [str(run), str(second_run)] and metrics["use"] == "best" and metrics["left_out"] == []
     assert metrics["ensemble"]["mAP"] == pytest.approx(sklearn_map(average, targets), abs=1e-6)
     low, high = metrics["ensemble"]["mAP_ci95"]
     assert low < metrics["ensemble"]["mAP"] < high
@@ -137,12 +139,25 @@ def test_ensemble_averages_the_runs_predictions(run, second_run, tmp_path):
 def _variant(src: Path, dst: Path, change: str) -> Path:
     """A copy of run `src` that was evaluated on other clips or with another class list."""
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("checkpoints"))
+    clips = (dst / "predictions_clips.csv").read_text().splitlines()
     if change == "fewer clips":
         for name in ("targets.npy", "predictions.npy"):
             np.save(dst / name, np.load(dst / name)[:-4])
-    elif change == "other order":
+        (dst / "predictions_clips.csv").write_text("\n".join(clips[:-4]) + "\n")
+        summary = json.loads((dst / "summary.json").read_text())
+        summary["clips"]["eval"] -= 4
+        (dst / "summary.json").write_text(json.dumps(summary))
+    elif change == "other files":
+        clips[1] = clips[1].replace(".wav", "_other.wav")
+        (dst / "predictions_clips.csv").write_text("\n".join(clips) + "\n")
+    elif change == "lost clips":  # rows missing, but not recorded as unreadable
         for name in ("targets.npy", "predictions.npy"):
-            np.save(dst / name, np.load(dst / name)[::-1])
+            np.save(dst / name, np.load(dst / name)[1:])
+        (dst / "predictions_clips.csv").write_text("\n".join(clips[:1] + clips[2:]) + "\n")
+    elif change == "other labels":
+        targets = np.load(dst / "targets.npy")
+        targets[3] = 1 - targets[3]
+        np.save(dst / "targets.npy", targets)
     else:  # another class list: one class replaced
         config = yaml.safe_load((dst / "config.yaml").read_text())
         lines = Path(config["data"]["labels"]).read_text().splitlines()
@@ -153,15 +168,85 @@ def _variant(src: Path, dst: Path, change: str) -> Path:
     return dst
 
 
-@pytest.mark.parametrize("change", ["fewer clips", "other order", "other classes"])
+@pytest.mark.parametrize("change, message", [
+    ("fewer clips", "was evaluated on other clips than"),
+    ("other files", "was evaluated on other clips than"),
+    ("lost clips", "its outputs disagree"),
+    ("other labels", "was evaluated with other labels than"),
+    ("other classes", "was evaluated with other classes than"),
+])
 def test_ensemble_of_runs_on_different_eval_sets_or_classes_is_a_one_line_error(run, second_run, tmp_path, capsys,
-                                                                                 change):
+                                                                                 change, message):
     other = _variant(second_run, tmp_path / "other", change)
     out = tmp_path / "ens"
     assert main(["-q", "ensemble", str(run), str(other), "--out", str(out)]) == 2
     err = one_line_error(capsys.readouterr().err, "ensemble")
-    assert str(other) in err and "other clips or classes" in err
+    assert str(other) in err and message in err, err
     assert not out.exists()
+
+
+def test_ensemble_matches_rows_by_clip_not_by_order(run, second_run, tmp_path):
+    """A run whose rows come in another order (as in a list written by hand) is averaged clip by clip."""
+    other = tmp_path / "reversed"
+    shutil.copytree(second_run, other, ignore=shutil.ignore_patterns("checkpoints"))
+    for name in ("targets.npy", "predictions.npy"):
+        np.save(other / name, np.load(other / name)[::-1])
+    header, *rows = (other / "predictions_clips.csv").read_text().splitlines()
+    (other / "predictions_clips.csv").write_text("\n".join([header, *rows[::-1]]) + "\n")
+    assert main(["-q", "ensemble", str(run), str(other), "--bootstrap", "0", "--out", str(tmp_path / "ens")]) == 0
+    expected = (np.load(run / "predictions.npy") + np.load(second_run / "predictions.npy")) / 2
+    assert np.array_equal(np.load(tmp_path / "ens" / "predictions.npy"), expected)
+
+
+def test_ensemble_of_runs_that_lost_different_eval_clips_averages_the_clips_both_scored(tiny_synth, tmp_path, caplog):
+    """Run a could not read eval clip 5, run b clip 9: their rows differ from the 6th on."""
+    import logging
+
+    from atdr.data.datafile import read_datafile
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_synth, data, ignore=shutil.ignore_patterns("*.pack"))
+    config = write_run_config(tmp_path / "run.yaml", data, TINY_TAL, data={"loader": "reference"}, train={"epochs": 1})
+    wavs = [clip.wav for clip in read_datafile(data / "eval.json")]
+    runs = {}
+    for name, lost in (("a", 5), ("b", 9)):
+        audio = Path(wavs[lost]).read_bytes()
+        Path(wavs[lost]).write_bytes(b"RIFF, but no audio")
+        runs[name] = tmp_path / name
+        assert main(["-q", "train", "--config", str(config), "--out", str(runs[name]), "--set",
+                     f"train.seed={len(runs)}"]) == 0
+        Path(wavs[lost]).write_bytes(audio)
+        listed = (runs[name] / "predictions_clips.csv").read_text().splitlines()
+        assert listed == ["entry,wav"] + [f"{i},{wav}" for i, wav in enumerate(wavs) if i != lost]
+    out = tmp_path / "ens"
+    with caplog.at_level(logging.INFO):
+        assert main(["ensemble", str(runs["a"]), str(runs["b"]), "--bootstrap", "0", "--out", str(out)]) == 0
+    assert "ensemble: 2 of 24 eval clips left out: not every run could read them" in caplog.text
+    both = [i for i in range(24) if i not in (5, 9)]
+    a, b = np.load(runs["a"] / "predictions.npy"), np.load(runs["b"] / "predictions.npy")
+    a_rows = [i for i in range(24) if i != 5]  # the clip of each row of a's predictions
+    b_rows = [i for i in range(24) if i != 9]
+    expected = np.stack([(a[a_rows.index(i)] + b[b_rows.index(i)]) / 2 for i in both])
+    assert np.array_equal(np.load(out / "predictions.npy"), expected)
+    targets = np.load(runs["a"] / "targets.npy")[[a_rows.index(i) for i in both]]
+    assert np.array_equal(np.load(out / "targets.npy"), targets)
+    assert (out / "predictions_clips.csv").read_text().splitlines()[1:] == [f"{i},{wavs[i]}" for i in both]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["left_out"] == [wavs[5], wavs[9]]
+    assert metrics["ensemble"]["mAP"] == pytest.approx(sklearn_map(expected, np.load(out / "targets.npy")), abs=1e-6)
+
+
+def test_ensemble_of_a_run_written_before_clip_lists_says_how_to_update_it(run, second_run, tmp_path, capsys):
+    old = tmp_path / "old"
+    shutil.copytree(second_run, old)
+    (old / "predictions_clips.csv").unlink()
+    assert main(["-q", "ensemble", str(run), str(old), "--out", str(tmp_path / "ens")]) == 2
+    err = one_line_error(capsys.readouterr().err, "ensemble")
+    assert f"{old} has no predictions_clips.csv" in err
+    assert f"run `atdr train --config {old / 'config.yaml'} --out {old}` again" in err
+    assert main(["-q", "train", "--config", str(old / "config.yaml"), "--out", str(old)]) == 0  # as it says
+    assert (old / "predictions_clips.csv").read_text() == (second_run / "predictions_clips.csv").read_text()
+    assert main(["-q", "ensemble", str(run), str(old), "--bootstrap", "0", "--out", str(tmp_path / "ens")]) == 0
 
 
 def test_ensemble_of_one_run_is_a_one_line_error(run, tmp_path, capsys):

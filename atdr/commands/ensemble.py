@@ -1,7 +1,10 @@
 """Ensemble several runs: average their eval-set predictions and evaluate the average.
 
-The runs must have predicted the same eval set with the same class list (checked). Writes
-OUT/predictions.npy, OUT/targets.npy, OUT/metrics.json and OUT/per_class_ensemble.csv.
+The runs must have predicted the same eval set with the same class list (checked). Predictions
+are matched by eval clip (each run's predictions_clips.csv): clips that some run could not read
+are left out of the average, and counted on the terminal. Writes OUT/predictions.npy,
+OUT/targets.npy, OUT/predictions_clips.csv (the clip of each row), OUT/metrics.json and
+OUT/per_class_ensemble.csv.
 
 Example:
   atdr ensemble results/synth/tal/seed0 results/synth/ast/seed0 --out results/synth/ensemble
@@ -23,27 +26,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    import numpy as np
-
     from atdr.atomic import write_npy
+    from atdr.ensemble import Scored, average
     from atdr.errors import AtdrError
-    from atdr.evaluate import describe, load_predictions, write_report
-    from atdr.run import PREDICTIONS, read_run
+    from atdr.evaluate import describe, write_report
+    from atdr.run import write_prediction_clips
 
     if len(args.runs) < 2:
         raise AtdrError("an ensemble needs at least two runs")
-    first = read_run(Path(args.runs[0]))
-    targets = load_predictions(Path(args.runs[0]) / "targets.npy")
-    predictions = []
-    for run_dir in map(Path, args.runs):
-        run_info = read_run(run_dir)
-        if run_info.labels != first.labels or not np.array_equal(load_predictions(run_dir / "targets.npy"), targets):
-            raise AtdrError(f"{run_dir} was evaluated on other clips or classes than {args.runs[0]}")
-        predictions.append(load_predictions(run_dir / PREDICTIONS[args.use]))
-    average = np.mean(predictions, axis=0)
+    members = [Scored.read(Path(run), args.use) for run in args.runs]
+    ensemble = average(members)
+    if ensemble.left_out:
+        log.warning("ensemble: %d of %d eval clips left out: not every run could read them (first: %s; each run's "
+                    "summary.json names its unreadable clips)", len(ensemble.left_out),
+                    len(ensemble.left_out) + len(ensemble.clips), ensemble.left_out[0].wav)
     out = Path(args.out)
-    write_npy(out / "predictions.npy", average)
-    write_npy(out / "targets.npy", targets)
-    m = write_report(out, {"ensemble": average}, targets, first.labels, args.bootstrap,
-                     info={"members": [str(Path(r)) for r in args.runs], "use": args.use})["ensemble"]
-    log.info("ensemble of %d runs: %s; wrote %s", len(args.runs), describe(m, first.config.data.task), out / "metrics.json")
+    write_npy(out / "predictions.npy", ensemble.predictions)
+    write_npy(out / "targets.npy", ensemble.targets)
+    write_prediction_clips(out, ensemble.clips)
+    info = {"members": [str(Path(r)) for r in args.runs], "use": args.use,
+            "left_out": [clip.wav for clip in ensemble.left_out]}
+    m = write_report(out, {"ensemble": ensemble.predictions}, ensemble.targets, members[0].labels, args.bootstrap,
+                     info=info)["ensemble"]
+    log.info("ensemble of %d runs on %d clips: %s; wrote %s", len(args.runs), len(ensemble.clips),
+             describe(m, members[0].task), out / "metrics.json")

@@ -6,8 +6,10 @@ unaugmented features, padded/cropped to --target-length frames as the model sees
 paper's fixed numbers: over features augmented with --mixup, --freqm and --timem (the script's
 defaults 0.5, 24, 192; config/README.md lists the settings behind each recipe's numbers), the
 mean and std of each batch of --batch-size clips, averaged over batches.
-Training normalises with (x - mean) / (2 * std).
-Writes json: {"mean", "std", "frontend", "target_length", "clips", "method", "settings"}.
+Training normalises with (x - mean) / (2 * std). Clips that cannot be read (corrupt, empty, NaN or
+infinite samples) are left out, as training leaves them out, and named: on the terminal and in the
+json's "unreadable".
+Writes json: {"mean", "std", "frontend", "target_length", "clips", "method", "settings", "unreadable"}.
 
 Examples:
   atdr norm-stats data/train.json --frontend kaldi128 --target-length 1024 --out data/stats_kaldi128.json
@@ -18,6 +20,7 @@ Examples:
 
 import argparse
 import logging
+import math
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +66,8 @@ def run(args: argparse.Namespace) -> None:
     clips = read_datafile(args.datafile)
     labels = LabelSet.from_mids(sorted({m for c in clips for m in c.labels}))
     if args.method == "exact":
-        stats = compute_norm_stats(AudioDataset(clips, labels, frontend, target_length, norm=None),
-                                   num_workers=args.workers)
+        stats = compute_norm_stats(AudioDataset(clips, labels, frontend, target_length, norm=None,
+                                                skip_unreadable=True), num_workers=args.workers)
     else:
         settings = {**ORIGINAL, **given}
         if settings["batch_size"] < 1:
@@ -73,8 +76,15 @@ def run(args: argparse.Namespace) -> None:
             augment = AugmentConfig(mixup=settings["mixup"], freqm=settings["freqm"], timem=settings["timem"])
         except ValidationError as e:
             raise AtdrError(f"--{e.errors()[0]['loc'][0]}: {e.errors()[0]['msg']}") from None
-        dataset = AudioDataset(clips, labels, frontend, target_length, norm=None, augment=augment)
+        dataset = AudioDataset(clips, labels, frontend, target_length, norm=None, augment=augment,
+                               skip_unreadable=True)
         stats = compute_norm_stats_original(dataset, settings["batch_size"], args.seed, num_workers=args.workers)
+    if not (math.isfinite(stats.mean) and math.isfinite(stats.std)):
+        raise AtdrError(f"the features' mean and std are not finite ({stats.mean}, {stats.std}): some clip's samples "
+                        "are too loud for the features (float audio far beyond full scale)")
     stats.write(args.out)
+    if stats.unreadable:
+        log.warning("%s: %d of %d clips could not be read and are left out (listed under \"unreadable\" in it; "
+                    "`atdr prep --verify` finds such clips ahead)", args.out, len(stats.unreadable), len(clips))
     log.info("%s: mean %.6f, std %.6f over %d clips (%s, %d frames, %s)", args.out, stats.mean, stats.std,
              stats.clips, stats.frontend, stats.target_length, stats.method)

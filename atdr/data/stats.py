@@ -9,21 +9,25 @@ included):
 - `original` (`compute_norm_stats_original`): as the original `src/get_norm_stats.py`, which
   gave the paper's fixed numbers: training features augmented (mixup, SpecAugment), the mean
   and std of each batch of clips, averaged over the batches.
+
+Clips that cannot be read (with the dataset's `skip_unreadable`) are left out and named in the
+result, as training leaves them out.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from torch.utils.data import DataLoader
+import torch
 from tqdm import tqdm
 
 from atdr.atomic import write_text
-from atdr.data.dataset import AudioDataset
+from atdr.data.dataset import AudioDataset, batch_loader
 from atdr.errors import AtdrError
 
 
@@ -33,9 +37,10 @@ class NormStats:
     std: float
     frontend: str
     target_length: int
-    clips: int
+    clips: int  # those read
     method: str = "exact"  # or "original"
     settings: dict = field(default_factory=dict)  # the original method's augmentation, batch size and seed
+    unreadable: list[str] = field(default_factory=list)  # the clips left out: they could not be read
 
     def write(self, path: str | Path) -> None:
         write_text(path, json.dumps(asdict(self), indent=2) + "\n")
@@ -58,17 +63,19 @@ def compute_norm_stats(dataset: AudioDataset, num_workers: int = 0, progress: bo
     """Exact mean/std of `dataset`'s features (it must have `norm=None` and no augmentation)."""
     if dataset.norm is not None:
         raise ValueError("norm stats need unnormalised features (norm=None)")
-    loader = DataLoader(dataset, batch_size=16, num_workers=num_workers)
+    loader = batch_loader(dataset, 16, num_workers=num_workers)
     count, mean, m2 = 0, 0.0, 0.0  # running count, mean and sum of squared deviations (Chan et al.)
-    for features, _ in tqdm(loader, desc="norm stats", unit="batch", disable=None if progress else True):
-        x = features.double()
+    unreadable: list[int] = []
+    for x in _features(tqdm(loader, desc="norm stats", unit="batch", disable=None if progress else True), unreadable):
         n, batch_mean = x.numel(), x.mean().item()
         batch_m2 = ((x - batch_mean) ** 2).sum().item()
         delta = batch_mean - mean
         mean += delta * n / (count + n)
         m2 += batch_m2 + delta * delta * count * n / (count + n)
         count += n
-    return NormStats(mean, math.sqrt(m2 / count), dataset.frontend.name, dataset.target_length, len(dataset))
+    left_out = _left_out(dataset, unreadable)
+    return NormStats(mean, math.sqrt(m2 / count), dataset.frontend.name, dataset.target_length,
+                     len(dataset) - len(left_out), unreadable=left_out)
 
 
 def compute_norm_stats_original(
@@ -86,14 +93,32 @@ def compute_norm_stats_original(
         raise ValueError("norm stats need unnormalised features (norm=None)")
     n = len(dataset)
     keys = [(i, seed * n + i) for i in range(n)]
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=keys, num_workers=num_workers)
+    loader = batch_loader(dataset, batch_size, sampler=keys, num_workers=num_workers)
     means, stds = [], []
-    for features, _ in tqdm(loader, desc="norm stats (original)", unit="batch", disable=None if progress else True):
-        x = features.double()
+    unreadable: list[int] = []
+    batches = tqdm(loader, desc="norm stats (original)", unit="batch", disable=None if progress else True)
+    for x in _features(batches, unreadable):
         means.append(x.mean().item())
         stds.append(x.std().item())
+    left_out = _left_out(dataset, unreadable)
     aug = dataset.augment
     settings = dict(mixup=aug.mixup, mixup_alpha=aug.mixup_alpha, freqm=aug.freqm, timem=aug.timem,
                     batch_size=batch_size, seed=seed)
-    return NormStats(float(np.mean(means)), float(np.mean(stds)), dataset.frontend.name, dataset.target_length, n,
-                     "original", settings)
+    return NormStats(float(np.mean(means)), float(np.mean(stds)), dataset.frontend.name, dataset.target_length,
+                     n - len(left_out), "original", settings, left_out)
+
+
+def _features(batches: Iterator, unreadable: list[int]) -> Iterator[torch.Tensor]:
+    """The float64 features of each `batch_loader` batch; the indices of the clips that could not
+    be read are added to `unreadable`."""
+    for batch in batches:
+        unreadable += batch.unreadable
+        if batch.clips is not None:
+            yield batch.clips[0].double()
+
+
+def _left_out(dataset: AudioDataset, unreadable: list[int]) -> list[str]:
+    """The clips that could not be read, by file; `AtdrError` when none could."""
+    if len(unreadable) == len(dataset):
+        raise AtdrError(f"none of the {len(dataset)} clips could be read")
+    return [dataset.clips[i].wav for i in sorted(unreadable)]

@@ -172,6 +172,11 @@ def ensemble_members(w):
     return [atdr_workflow.run_dir(w.dataset, m, w.seed) for m in config["ensembles"][w.ensemble]]
 
 
+def ensemble_inputs(w):
+    """The members' eval predictions and the clip of each of their rows (by which they are averaged)."""
+    return [f"{run}/{name}" for run in ensemble_members(w) for name in ("predictions.npy", "predictions_clips.csv")]
+
+
 def run_dirs():
     return [atdr_workflow.run_dir(d, m, s) for d in DATASETS for m in MODELS for s in SEEDS]
 

@@ -26,7 +26,7 @@ rule evaluate:
 
 rule ensemble:
     input:
-        lambda w: [f"{run}/predictions.npy" for run in ensemble_members(w)],
+        ensemble_inputs,
     output:
         metrics=f"{RESULTS}/{{dataset}}/ensembles/{{ensemble}}/seed{{seed}}/metrics.json",
         predictions=f"{RESULTS}/{{dataset}}/ensembles/{{ensemble}}/seed{{seed}}/predictions.npy",

@@ -25,6 +25,7 @@ rule train:
         predictions=f"{RESULTS}/{{dataset}}/{{model}}/seed{{seed}}/predictions.npy",
         ensemble=f"{RESULTS}/{{dataset}}/{{model}}/seed{{seed}}/predictions_ensemble.npy",
         targets=f"{RESULTS}/{{dataset}}/{{model}}/seed{{seed}}/targets.npy",
+        clips=f"{RESULTS}/{{dataset}}/{{model}}/seed{{seed}}/predictions_clips.csv",
         best=f"{RESULTS}/{{dataset}}/{{model}}/seed{{seed}}/checkpoints/best.pt",
     params:
         out=run_path,
