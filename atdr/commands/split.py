@@ -1,4 +1,4 @@
-"""Split segment list(s) into train, valid and eval lists, the same way whatever else is listed.
+"""Split segment list(s) into train, valid and eval lists by a hash of each clip: stable under edits.
 
 For your own recordings listed in one segment list (or several, merged): writes
 OUT/train_segments.csv, OUT/valid_segments.csv and OUT/eval_segments.csv (AudioSet's format),

@@ -17,10 +17,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from atdr.data.labels import audioset_labels
-from atdr.data.prep import Prepared
 from atdr.errors import AtdrError
+
+if TYPE_CHECKING:
+    from atdr.data.prep import Prepared
 
 LabelSets = Iterable[Sequence[str]]
 
