@@ -43,6 +43,7 @@ from atdr.atomic import atomic_path, write_npy, write_text
 from atdr.config import RunConfig, results_relevant
 from atdr.data.datafile import Clip, read_datafile
 from atdr.data.features import FrontEnd, get_frontend
+from atdr.data.label_checks import check_learnable
 from atdr.data.labels import LabelSet
 from atdr.data.loaders import Loaders, ensure_packed, run_loaders
 from atdr.data.notes import ConversionNotes
@@ -183,6 +184,10 @@ def _run_data(cfg: RunConfig, world: World, device: torch.device, notes: Convers
     t, d = cfg.train, cfg.data
     labels, frontend, norm = LabelSet.read(d.labels), get_frontend(d.frontend), _norm(cfg)
     datafiles = {name: path for name, path in (("train", d.train), ("valid", d.valid), ("eval", d.eval)) if path}
+    clips = {name: read_datafile(file, labels, check_files=d.loader == "reference") for name, file in datafiles.items()}
+    unscored = check_learnable({name: [c.labels for c in split] for name, split in clips.items()})  # before packing
+    if unscored and world.is_main:
+        log.warning("warning: %s", unscored)
     stores = {"train": d.train_store} if d.train_store else {}  # the others: each datafile's own
     if d.loader == "packed":
         if world.is_main:
@@ -191,7 +196,6 @@ def _run_data(cfg: RunConfig, world: World, device: torch.device, notes: Convers
                     ensure_packed(file)
         world.barrier()
     loaders = run_loaders(cfg, labels, frontend, norm)
-    clips = {name: read_datafile(file, labels, check_files=d.loader == "reference") for name, file in datafiles.items()}
     weights = read_weights(d.weights, len(clips["train"])) if d.weights else None
     sampler = EpochSampler(len(clips["train"]), weights, t.seed, world.rank, world.size)
 

@@ -473,7 +473,8 @@ def config_schema() -> dict:
             "eval_segments": {**lists, "description": "segment lists of the evaluation set"},
             "segments": {**lists, "description": "segment lists to split into train, valid and eval (with split)"},
             "split": {"type": "object", "additionalProperties": False,
-                      "description": "stratified split of segments: shares of valid and eval, and the seed",
+                      "description": "stable split of segments (a hash of each clip's id and the seed): shares of "
+                                     "valid and eval, and the seed",
                       "properties": {
                           "valid": {"type": "number", "minimum": 0, "exclusiveMaximum": 1, "default": 0.1},
                           "eval": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "default": 0.2},
@@ -481,7 +482,7 @@ def config_schema() -> dict:
             "folds": {**lists, "minItems": 2, "description": "cross-validation: one dataset <name>_fold<k> per list, "
                                                              "evaluated on list k and trained on the others"},
             "verify": {"type": "boolean", "default": False,
-                       "description": "atdr prep decodes every clip instead of reading its header"},
+                       "description": "atdr split and prep decode every clip instead of reading its header"},
             "loader": {"enum": ["packed", "reference"], "default": "packed",
                        "description": "packed: each split decoded once into a store (atdr pack), features on the "
                                       "device; reference: per clip in the data workers"},

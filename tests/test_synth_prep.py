@@ -1,5 +1,5 @@
-"""The embedded dataset generator; `atdr link`, `atdr split` and `atdr prep` on folders of real
-files in every format (your own recordings and AudioSet's layout)."""
+"""The embedded dataset generator; `atdr link` and `atdr prep` on folders of real files in every
+format (your own recordings and AudioSet's layout). `atdr split`: test_split.py."""
 
 import csv
 import hashlib
@@ -17,7 +17,6 @@ from atdr.data.datafile import read_datafile
 from atdr.data.labels import LabelSet, audioset_labels, labels_for
 from atdr.data.prep import index_audio, prepare
 from atdr.data.segments import Segment, read_segments, write_segments
-from atdr.data.split import split_segments
 from atdr.data.synth import CLASSES, synthesize
 from atdr.errors import AtdrError
 from conftest import RECORDING_FORMATS, make_recordings
@@ -153,60 +152,6 @@ def test_prep_keeps_a_segment_listed_twice_once_and_says_so(tmp_path, caplog):
                  "--labels", str(tmp_path / "labels.csv"), "--out", str(tmp_path / "d.json")]) == 0
     assert len(read_datafile(tmp_path / "d.json")) == 1
     assert "1 duplicate dropped (first: a at 0 s)" in caplog.text
-
-
-def labelled(counts: dict[str, int], seed: int = 0) -> list[Segment]:
-    """Segments with random label sets: label `m` on about counts[m] clips (at least one label each)."""
-    rng = np.random.default_rng(seed)
-    n = max(counts.values()) * 2
-    labels = [set() for _ in range(n)]
-    for mid, count in counts.items():
-        for i in rng.choice(n, count, replace=False):
-            labels[i].add(mid)
-    return [Segment(f"clip{i:04d}", 0.0, 1.0, tuple(sorted(ls or {"/m/common"}))) for i, ls in enumerate(labels)]
-
-
-def test_split_is_stratified_over_labels_and_keeps_every_label_in_train():
-    counts = {"/m/a": 300, "/m/b": 150, "/m/c": 60, "/m/d": 20, "/m/two": 2, "/m/one": 1}
-    segments = labelled(counts)
-    subsets = split_segments(segments, 0.1, 0.2, seed=0)
-    assert sorted(s.ytid for part in subsets.values() for s in part) == sorted(s.ytid for s in segments)  # a partition
-    assert [len(v) / len(segments) for v in subsets.values()] == pytest.approx([0.7, 0.1, 0.2], abs=0.01)
-    for mid, count in list(counts.items())[:4]:  # each label about its share in every subset
-        for name, share in (("train", 0.7), ("valid", 0.1), ("eval", 0.2)):
-            held = sum(mid in s.labels for s in subsets[name])
-            assert abs(held - share * count) <= max(1.5, 0.05 * count), (mid, name, held)
-    train_labels = {m for s in subsets["train"] for m in s.labels}
-    assert {"/m/one", "/m/two"} <= train_labels
-    assert all(subsets[k] == [s for s in segments if s in subsets[k]] for k in subsets)  # original order kept
-    assert split_segments(segments, 0.1, 0.2, seed=0) == subsets
-    assert split_segments(segments, 0.1, 0.2, seed=1) != subsets
-
-
-def test_split_moves_a_label_into_train_when_stratification_left_it_out():
-    """A 20/40/40 split: stratification alone puts the two clips of /m/q in valid and eval."""
-    segments = labelled({"/m/a": 40}, seed=3) + [Segment("q1", 0, 1, ("/m/q",)), Segment("q2", 0, 1, ("/m/q",))]
-    subsets = split_segments(segments, 0.4, 0.4, seed=0)
-    assert [s.ytid for s in subsets["train"] if "/m/q" in s.labels] in (["q1"], ["q2"])
-    assert sum("/m/q" in s.labels for s in subsets["valid"] + subsets["eval"]) == 1
-
-
-def test_split_without_validation_and_bad_shares(tmp_path):
-    segments = labelled({"/m/a": 30, "/m/b": 10})
-    subsets = split_segments(segments, 0.0, 0.25)
-    assert subsets["valid"] == [] and len(subsets["eval"]) == pytest.approx(0.25 * len(segments), abs=1)
-    with pytest.raises(AtdrError, match="valid \\+ eval < 1"):
-        split_segments(segments, 0.5, 0.5)
-    with pytest.raises(AtdrError, match="clip0000 at 0 s is listed twice"):
-        split_segments(segments + segments[:1], 0.1, 0.2)
-
-
-def test_split_command_writes_three_segment_lists(tmp_path):
-    segments = labelled({"/m/a": 50, "/m/b": 20})
-    write_segments(tmp_path / "all.csv", segments)
-    assert main(["split", str(tmp_path / "all.csv"), "--valid", "0.1", "--eval", "0.2", "--out", str(tmp_path / "out")]) == 0
-    parts = {name: read_segments(tmp_path / "out" / f"{name}_segments.csv") for name in ("train", "valid", "eval")}
-    assert sum(map(len, parts.values())) == len(segments) and len(parts["eval"]) > len(parts["valid"]) > 0
 
 
 def test_class_list_built_from_the_labels_used():

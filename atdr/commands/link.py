@@ -5,7 +5,9 @@ sub-folders; `<ytid>.<ext>` or `<ytid>_<start>.<ext>`), and optionally class_lab
 DEST gets symbolic links to them; nothing is copied. Without a class list, DEST gets one built
 from the labels the segment lists use (with AudioSet's display names for AudioSet's ids). With a
 class list whose classes are not all used (AudioSet's full list for a few of its labels), says
-how many classes have no clip: `atdr tag` scores them anyway, mAP skips them.
+how many classes have no clip: `atdr tag` scores them anyway, mAP skips them. A label that looks
+like a typo of another (used by one or two clips, one edit from a label used three times as
+often or from an AudioSet id) is named in a warning.
 
 Example:
   atdr link /data/audioset results/audioset/download \\
@@ -27,8 +29,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    from collections import Counter
     from pathlib import Path
 
+    from atdr.data.label_checks import suspected_typos
     from atdr.data.labels import LabelSet, labels_for
     from atdr.data.segments import read_segments
     from atdr.errors import AtdrError
@@ -41,7 +45,7 @@ def run(args: argparse.Namespace) -> None:
     if absent:
         raise AtdrError(f"{source} lacks {', '.join(absent)} (expected: the segment lists, audio/, "
                         f"optionally {CLASS_LIST})")
-    used = {m for name in args.segments for s in read_segments(source / name) for m in s.labels}
+    used = Counter(m for name in args.segments for s in read_segments(source / name) for m in s.labels)
     given = (source / CLASS_LIST).is_file()
     dest.mkdir(parents=True, exist_ok=True)
     for name in names + [CLASS_LIST]:
@@ -50,7 +54,7 @@ def run(args: argparse.Namespace) -> None:
             link.unlink()
     if given:
         labels = LabelSet.read(source / CLASS_LIST)
-        unknown = sorted(used - set(labels.mids))
+        unknown = sorted(set(used) - set(labels.mids))
         if unknown:
             raise AtdrError(f"{source / CLASS_LIST} lacks label id {unknown[0]!r} used in the segment lists"
                             f"{f' (and {len(unknown) - 1} more)' if len(unknown) > 1 else ''}")
@@ -67,3 +71,5 @@ def run(args: argparse.Namespace) -> None:
     for name in names:
         (dest / name).symlink_to(source / name, target_is_directory=name == "audio")
     log.info("linked %s into %s", source, dest)
+    for typo in suspected_typos(used):
+        log.warning("warning: %s", typo)

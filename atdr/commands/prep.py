@@ -9,7 +9,8 @@ Writes the AST-style datafile with the usable clips, and two manifests beside it
   OUT_missing.csv     segments without a file (AudioSet always has some), in the segment format
   OUT_unreadable.csv  segments whose file is there but cannot be used (unsupported format such as
                       .m4a, corrupt, empty), with the file and the problem
-so that training and evaluation never meet them. A segment listed twice is kept once.
+so that training and evaluation never meet them. A segment listed twice is kept once. A label
+none of whose clips in the lists is readable is named in a warning.
 
 Example:
   atdr prep --segments balanced_train_segments.csv --audio audio/ \\
@@ -38,6 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     from atdr.data.datafile import write_datafile
+    from atdr.data.label_checks import unreadable_labels
     from atdr.data.labels import LabelSet
     from atdr.data.prep import index_audio, prepare, write_unreadable
     from atdr.data.segments import write_segments
@@ -54,5 +56,8 @@ def run(args: argparse.Namespace) -> None:
         raise AtdrError(f"no usable clip under {args.audio}: {result.summary()} (see {missing} and {unreadable})")
     write_datafile(out, result.clips)
     log.info("%s: %s (see %s and %s)", out, result.summary(), missing, unreadable)
+    lost = unreadable_labels(result)
+    if lost:
+        log.warning("warning: %s: %s: nothing to learn from if this is a training list, nothing to score if eval", out, lost)
     for note in result.conversions():
         log.info("note: %s when read", note)

@@ -85,6 +85,11 @@ class Prepared:
     duplicates: list[Segment] = field(default_factory=list)  # listed again after a first time (dropped)
     formats: Counter = field(default_factory=Counter)  # (sample rate, channels) of the clips kept
 
+    @property
+    def unusable(self) -> set[Segment]:
+        """The listed segments without a readable clip (missing or unreadable)."""
+        return {*self.missing, *(u.segment for u in self.unreadable)}
+
     def summary(self) -> str:
         """What was kept and what not, in one line."""
         listed = len(self.clips) + len(self.missing) + len(self.unreadable) + len(self.duplicates)

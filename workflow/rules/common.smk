@@ -85,6 +85,11 @@ def tracked_segments(w):
     return datafile_segments(w)
 
 
+def verify_flag(w):
+    """`--verify` where the dataset decodes every clip when checking it, not only its header."""
+    return "--verify" if config["datasets"][w.dataset]["verify"] else ""
+
+
 def class_list_source(w):
     """A folder's own class list, as an input (an edit re-runs everything it reaches)."""
     return atdr_workflow.source_files(config, w.dataset, ["class_labels_indices.csv"])

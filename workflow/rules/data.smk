@@ -2,7 +2,9 @@
 # json datafiles -> packed stores (the fast data path) and sample weights. Every source leaves the same layout in
 # results/{dataset}/download: class_labels_indices.csv, the segment lists and audio/. The segment
 # lists and a folder's class list are inputs of the rules that read them: editing one re-runs what
-# it reaches, and nothing else (a download's official lists are fixed).
+# it reaches, and nothing else (a download's official lists are fixed). The rules that find odd
+# files (missing, unreadable, unsupported clips) or odd labels send their messages to the log and,
+# with `2>&1 | tee {log} >&2`, to the terminal too (on a cluster, the job's output).
 
 
 rule synth:
@@ -42,25 +44,28 @@ rule link_folder:
     log:
         f"{RESULTS}/logs/{{dataset}}/link.log",
     shell:
-        "python -m atdr link {params.source:q} {params.out} --segments {params.segments} 2> {log}"
+        "python -m atdr link {params.source:q} {params.out} --segments {params.segments} 2>&1 | tee {log} >&2"
 
 
 rule split:
     input:
         segments=split_inputs,
-        checked=f"{RESULTS}/{{dataset}}/download/class_labels_indices.csv",  # after the source was checked
+        audio=f"{RESULTS}/{{dataset}}/download/audio",  # linked once the source was checked
     output:
         [f"{RESULTS}/{{dataset}}/data/{split}_segments.csv" for split in ("train", "valid", "eval")],
     params:
         split=lambda w: atdr_workflow.canonical(config["datasets"][w.dataset]["split"]),
         out=lambda w: atdr_workflow.data_dir(w.dataset),
+        verify=verify_flag,
+    threads: 8  # clips probed at once (I/O bound): only readable clips are split
     conda:
         "../../envs/atdr.yaml"
     log:
         f"{RESULTS}/logs/{{dataset}}/split.log",
     shell:
-        "python -m atdr split {input.segments:q} --valid {params.split[valid]} --eval {params.split[eval]}"
-        " --seed {params.split[seed]} --out {params.out} 2> {log}"
+        "python -m atdr split {input.segments:q} --audio {input.audio} --valid {params.split[valid]}"
+        " --eval {params.split[eval]} --seed {params.split[seed]} --out {params.out} {params.verify}"
+        " --workers {threads} 2>&1 | tee {log} >&2"
 
 
 rule datafile:
@@ -76,7 +81,7 @@ rule datafile:
         split="train|valid|eval",
     params:
         segments=datafile_segments,
-        verify=lambda w: "--verify" if config["datasets"][w.dataset]["verify"] else "",
+        verify=verify_flag,
     threads: 8  # clips probed at once (I/O bound)
     conda:
         "../../envs/atdr.yaml"
@@ -85,7 +90,7 @@ rule datafile:
     shell:
         "python -m atdr prep --segments {params.segments:q} --audio {input.audio} --labels {input.labels}"
         " --out {output.datafile} --missing {output.missing} --unreadable {output.unreadable} {params.verify}"
-        " --workers {threads} 2> {log}"
+        " --workers {threads} 2>&1 | tee {log} >&2"
 
 
 rule weights:
@@ -124,4 +129,4 @@ rule pack:
         f"{RESULTS}/benchmarks/{{dataset}}/pack_{{split}}.tsv"
     shell:
         "python -m atdr pack {input} --out {output.store} --report {output.undecodable} --codec {params.codec}"
-        " --workers {threads} 2> {log}"
+        " --workers {threads} 2>&1 | tee {log} >&2"
