@@ -239,6 +239,16 @@ def test_config_mistakes_are_reported_in_a_few_lines(tmp_path, edit, message):
     assert len(output.strip().splitlines()) <= 6 and "$schema" not in output, output  # not the schema
 
 
+def test_jobs_never_import_the_working_folders_atdr(tmp_path):
+    (tmp_path / "atdr").mkdir()  # a folder of the user's, say
+    (tmp_path / "atdr" / "__init__.py").write_text("raise ImportError('imported atdr/ from the working folder')\n")
+    result = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "--snakefile", str(SNAKEFILE),
+                             "--configfile", str(ROOT / "config" / "config.yaml"), "--cores", "1",
+                             "results/synth/download/class_labels_indices.csv"], capture_output=True, text=True,
+                            env=ENV, cwd=tmp_path)
+    assert result.returncode == 0, (tmp_path / "results" / "logs" / "synth" / "synth.log").read_text()
+
+
 def test_each_config_has_its_own_comparison_folder(tmp_path):
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     (tmp_path / "mine.yaml").write_text(yaml.safe_dump(config))

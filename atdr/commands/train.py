@@ -147,7 +147,9 @@ def _trainers(args: argparse.Namespace, cuda: bool, job: str | None) -> tuple[li
         argv, env = [sys.executable, "-m", "atdr", *module_args], dict(os.environ)
     else:
         return None
-    return argv, {**env, WORKER: "1"}
+    # PYTHONSAFEPATH: `python -m atdr` (here, torchrun's and srun's processes alike) leaves the
+    # current folder off sys.path, so that a folder holding an `atdr/` of its own is never imported.
+    return argv, {**env, WORKER: "1", "PYTHONSAFEPATH": "1"}
 
 
 def _train_here(cfg: RunConfig, out: str, force: bool) -> int:

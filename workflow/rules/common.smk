@@ -10,9 +10,11 @@ from snakemake.logging import logger
 from snakemake.utils import validate
 
 
-# Jobs run `python -m atdr` from this checkout, in the project venv or a conda env (envs/).
+# Jobs run `python -m atdr` from this checkout, in the project venv or a conda env (envs/); never
+# from the working directory (PYTHONSAFEPATH), which may hold an `atdr/` folder of its own.
 shell.prefix(
-    f'set -euo pipefail; export PYTHONPATH="{Path(workflow.basedir).parent}"' + '"${{PYTHONPATH:+:$PYTHONPATH}}"; '
+    f'set -euo pipefail; export PYTHONSAFEPATH=1 PYTHONPATH="{Path(workflow.basedir).parent}"'
+    + '"${{PYTHONPATH:+:$PYTHONPATH}}"; '
 )
 
 if not config:
