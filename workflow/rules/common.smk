@@ -20,6 +20,7 @@ shell.prefix(
 if not config:
     raise WorkflowError("no config: run from the repository root (the default profile loads config/config.yaml) or pass --configfile")
 try:
+    atdr_workflow.read_numbers(config)  # 1e3 as a number, as YAML 1.2 reads it
     atdr_workflow.check_schema(config)  # a mistake in one line, not the schema
     validate(config, "../schemas/config.schema.yaml")  # fills in the defaults
     config["datasets"] = atdr_workflow.prepare(config["datasets"])  # cross-validation folds, download folders
