@@ -21,7 +21,8 @@ def _commands(data: Path, config: Path, disk: Path) -> dict[str, tuple[list[str]
     """Commands writing to `disk`, and the file each must name."""
     labels = str(data / "class_labels_indices.csv")
     return {
-        "synth": (["synth", str(disk / "synth"), "--train", "4", "--eval", "2"], disk / "synth" / "class_labels_indices.csv"),
+        "synth": (["synth", str(disk / "synth"), "--train", "4", "--eval", "2"],
+                  disk / "synth" / "class_labels_indices.csv"),
         "prep": (["prep", "--segments", str(data / "eval_segments.csv"), "--audio", str(data / "audio" / "eval"),
                   "--labels", labels, "--out", str(disk / "eval.json")], disk / "eval_missing.csv"),
         "norm-stats": (["norm-stats", str(data / "eval.json"), "--frontend", "kaldi128", "--target-length", "100",

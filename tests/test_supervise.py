@@ -3,7 +3,6 @@ never after a deterministic failure; a signal to the job itself stops it."""
 
 import argparse
 import errno
-import os
 import signal
 import subprocess
 import sys
@@ -133,9 +132,10 @@ def test_a_deterministic_failure_is_not_restarted(config, tmp_path):
 @pytest.fixture
 def user_folder(tmp_path) -> Path:
     """A folder holding an `atdr/` of its own (a user's data, say) that must never be imported."""
-    (tmp_path / "project" / "atdr").mkdir(parents=True)
-    (tmp_path / "project" / "atdr" / "__init__.py").write_text("raise ImportError('imported atdr/ from the working folder')\n")
-    return tmp_path / "project"
+    package = tmp_path / "project" / "atdr"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("raise ImportError('imported atdr/ from the working folder')\n")
+    return package.parent
 
 
 def test_restarted_trainers_never_import_the_working_folders_atdr(config, tmp_path, user_folder):

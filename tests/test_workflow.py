@@ -232,7 +232,8 @@ def test_lint_has_no_findings(tmp_path):
     (lambda c: c["run_defaults"]["optim"].update(lr=float("inf")), "run_defaults.optim.lr: inf is not a finite number"),
     (lambda c: c["datasets"]["synth"]["synth"].update(seconds=float("nan")),
      "datasets.synth.synth.seconds: nan is not a finite number"),
-    (lambda c: c["run_defaults"]["train"].update(epochs=1.5), "run_defaults.train.epochs: 1.5 is not of type 'integer'"),
+    (lambda c: c["run_defaults"]["train"].update(epochs=1.5),
+     "run_defaults.train.epochs: 1.5 is not of type 'integer'"),
 ])
 def test_config_mistakes_are_reported_in_a_few_lines(tmp_path, edit, message):
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())

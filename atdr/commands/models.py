@@ -2,8 +2,8 @@
 
 Sizes are for each model's paper recipe (config/paper.yaml: the default hyper-parameters but for
 those in the "paper recipe" column; -: no recipe there, the defaults) and 527 classes, at the
-recipe's front-end (kaldi128: 128 x 1024 frames, mel64: 64 x 400 frames). GFLOPs count 2 per multiply-add, as torch's
-FlopCounterMode (FFTs and elementwise ops not included).
+recipe's front-end (kaldi128: 128 x 1024 frames, mel64: 64 x 400 frames). GFLOPs count 2 per
+multiply-add, as torch's FlopCounterMode (FFTs and elementwise ops not included).
 
 Example:
   atdr models

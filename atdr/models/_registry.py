@@ -2,9 +2,9 @@
 
 A spec holds everything about a model that is not in its weights: the class, the default
 hyper-parameters (the paper recipe's, but where `paper` holds the recipe's own: ResNet's default
-head takes any input size, the recipe's only 64 x 400), the front-end it is trained on, what it outputs, and its
-counterpart in the original code (`Original`: the class, its arguments, and how to map its
-checkpoints onto ours). The model classes take every hyper-parameter as a required keyword; the
+head takes any input size, the recipe's only 64 x 400), the front-end it is trained on, what it
+outputs, and its counterpart in the original code (`Original`: the class, its arguments, and how
+to map its checkpoints onto ours). The model classes take every hyper-parameter as a required keyword; the
 defaults live here only.
 """
 
