@@ -14,7 +14,7 @@ import sys
 
 from atdr import __version__
 from atdr.data.notes import ConversionNotes
-from atdr.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, AtdrError
+from atdr.errors import EXIT_INTERRUPTED, EXIT_USER_ERROR, STORAGE_ERRNOS, AtdrError, storage_message
 
 # Subcommand name -> module in atdr.commands, in the order of the pipeline.
 COMMANDS = {
@@ -80,6 +80,16 @@ def main(argv: list[str] | None = None) -> int:
     except AtdrError as e:
         print(f"atdr {args.command}: error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except OSError as e:  # whichever command, wherever it writes: a full or read-only disk is one line
+        if e.errno not in STORAGE_ERRNOS:
+            raise
+        print(f"atdr {args.command}: error: {storage_message(e.errno, e.filename or _output(args))}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt:
         print(f"atdr {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _output(args: argparse.Namespace) -> str | None:
+    """Where a command writes (its --out, DEST or --dir): for a failed write that names no file."""
+    return next((str(value) for value in (getattr(args, name, None) for name in ("out", "dest", "dir")) if value), None)

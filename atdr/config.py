@@ -8,17 +8,57 @@ saved as `config.yaml` next to the run's outputs.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from atdr.errors import AtdrError
 
 
+# Numbers in exponent notation that PyYAML (YAML 1.1) reads as strings: `1e3`, `1e-3`, `1.0e3`.
+EXPONENT_NUMBER = re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
+
+
+class ConfigLoader(yaml.SafeLoader):
+    """YAML as a user means it: `EXPONENT_NUMBER`s are numbers, as YAML 1.2 reads them."""
+
+
+ConfigLoader.add_implicit_resolver("tag:yaml.org,2002:float", EXPONENT_NUMBER, list("-+0123456789"))
+
+
+def load_yaml(text: str) -> Any:
+    """A YAML (or JSON) document read with `ConfigLoader`."""
+    return yaml.load(text, Loader=ConfigLoader)
+
+
+BOOLEAN_FOR_NUMBER = "expected a number, not a boolean (YAML reads yes, no, on and off as booleans)"
+
+
+def _leaf_types(annotation: Any) -> set:
+    """The types a field's annotation is made of: `tuple[float, float] | None` -> {float, NoneType}."""
+    args = get_args(annotation)
+    return set().union(*map(_leaf_types, args)) if args else {annotation}
+
+
+def _has_bool(value: Any) -> bool:
+    return isinstance(value, bool) or isinstance(value, (list, tuple)) and any(map(_has_bool, value))
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    """Numbers are numbers: finite, never true/false (pydantic would read true as 1 or 1.0)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        types = _leaf_types(cls.model_fields[info.field_name].annotation)
+        if _has_bool(value) and bool not in types and types & {int, float}:
+            raise ValueError(BOOLEAN_FOR_NUMBER)
+        return value
 
 
 class DataConfig(_Section):
@@ -134,7 +174,8 @@ class RunConfig(_Section):
     def _model_params(self) -> RunConfig:
         from atdr.models import get_spec
 
-        get_spec(self.model.name).hparams(self.model.params)  # AtdrError naming a bad key or value
+        hparams = get_spec(self.model.name).hparams(self.model.params)  # AtdrError naming a bad key or value
+        self.model.params = {key: hparams[key] for key in self.model.params}  # typed: 1e3 for an int is 1000
         return self
 
     def to_dict(self) -> dict:
@@ -160,7 +201,7 @@ def _set(doc: dict, dotted: str, value: str) -> None:
         doc = doc.setdefault(key, {})
         if not isinstance(doc, dict):
             raise AtdrError(f"--set {dotted}: {key} is not a section")
-    doc[leaf] = yaml.safe_load(value)
+    doc[leaf] = load_yaml(value)
 
 
 def _describe(error: ValidationError, source: str) -> str:
@@ -196,7 +237,7 @@ def parse_config(doc: Any, source: str = "config", overrides: list[str] = ()) ->
 def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
     path = Path(path)
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = load_yaml(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise AtdrError(f"cannot read config {path}: {e.strerror}") from None
     except yaml.YAMLError as e:

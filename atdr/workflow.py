@@ -22,6 +22,7 @@ noise rate, and the whole set and the clean labels are the ordinary runs.
 from __future__ import annotations
 
 import copy
+import math
 import re
 import shlex
 import sys
@@ -31,7 +32,8 @@ from typing import Any
 import yaml
 
 from atdr.atomic import write_text
-from atdr.config import AugmentConfig, ModelConfig, OptimConfig, TrainConfig, parse_config
+from atdr.config import (BOOLEAN_FOR_NUMBER, EXPONENT_NUMBER, AugmentConfig, ModelConfig, OptimConfig, TrainConfig,
+                         parse_config)
 from atdr.errors import AtdrError
 
 RESULTS = "results"
@@ -378,6 +380,38 @@ def write_run_config(path: str, doc: dict) -> None:
     """Validate a run config document and write it as YAML (the train rule's input)."""
     parse_config(copy.deepcopy(doc), str(path))
     write_text(path, yaml.safe_dump(doc, sort_keys=False))
+
+
+def read_numbers(config: dict) -> None:
+    """Numbers as a user means them, in place, before `check_schema`, as the run config's: the
+    configfile's YAML 1.1 reads `1e-3` as a string, YAML 1.2 and `atdr train` as a number (here:
+    wherever the schema does not ask for a string); an integral float where the schema asks for
+    an integer is that integer (`1e3`, or `--config bootstrap=1e3`: 1000); a boolean is not a
+    number; infinity and NaN are refused anywhere."""
+    _numbers(config, config_schema(), "")
+
+
+def _numbers(value: Any, schema: dict, where: str) -> Any:
+    kinds = {s.get("type") for s in (schema, *schema.get("anyOf", []))}
+    if isinstance(value, bool) and kinds & {"number", "integer"} and "boolean" not in kinds:
+        raise AtdrError(f"{where}: {BOOLEAN_FOR_NUMBER} (got {value})")
+    if isinstance(value, str) and "string" not in kinds and EXPONENT_NUMBER.match(value):
+        value = float(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise AtdrError(f"{where}: {value} is not a finite number")
+        if "integer" in kinds and "number" not in kinds and value.is_integer():
+            value = int(value)
+    elif isinstance(value, dict):
+        extra = schema.get("additionalProperties")
+        for key in value:
+            inner = schema.get("properties", {}).get(key, extra if isinstance(extra, dict) else {})
+            value[key] = _numbers(value[key], inner, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        first = schema.get("prefixItems", [])
+        for i, item in enumerate(value):
+            value[i] = _numbers(item, first[i] if i < len(first) else schema.get("items", {}), f"{where}.{i}")
+    return value
 
 
 def check_schema(config: dict) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -44,6 +46,25 @@ def tiny_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def train_attempts(log: Path) -> list[str]:
     """A run's train.log split at each `atdr train` start: every attempt appends to it."""
     return re.split(r"(?m)^(?=[\d:\- ]+ atdr train )", log.read_text())[1:]
+
+
+def on_a_small_disk(disk: Path, argv: list[str], *, size_kib: int = 256, full: bool = False, read_only: bool = False,
+                    **kwargs) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """Run `argv` with a real small file system at `disk`: a tmpfs of `size_kib` KiB (full from the
+    start, or read-only) mounted in a private mount namespace, which vanishes with the command.
+    Returns the finished command and the non-empty files it left there. Mounting needs root (or
+    CAP_SYS_ADMIN): the test is skipped where it is not permitted."""
+    disk.mkdir(exist_ok=True)
+    left = disk.parent / f"{disk.name}_left.txt"
+    options = f"size={size_kib}k" + (",ro" if read_only else "")
+    fill = f'head -c {size_kib * 1024 + 1} /dev/zero > "$0/filler" 2>/dev/null; ' if full else ""
+    script = (f'mount -t tmpfs -o {options} tmpfs "$0" || exit 99; {fill}"$@"; rc=$?; '
+              f'find "$0" -type f -size +0c ! -name filler > {shlex.quote(str(left))}; exit $rc')
+    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script, str(disk), *argv],
+                          capture_output=True, text=True, timeout=300, **kwargs)
+    if proc.returncode == 99 or proc.stderr.startswith("unshare:"):
+        pytest.skip(f"cannot mount a small tmpfs here (needs root or CAP_SYS_ADMIN): {proc.stderr.strip()}")
+    return proc, left.read_text().split()
 
 
 def write_run_config(path: Path, dataset: Path, model: dict, *, frontend: str = "kaldi128", target_length: int = 100,

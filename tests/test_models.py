@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import inspect
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import timm
 import torch
 import torch.nn.functional as F
+import yaml
 
 from atdr.cli import main
 from atdr.checkpoint import ModelBundle
+from atdr.data.features import get_frontend
 from atdr.errors import AtdrError
 from atdr.models import (
     AudioTagger,
@@ -22,10 +26,12 @@ from atdr.models import (
     list_models,
     list_specs,
     parse_overrides,
+    without_pretraining,
 )
 from atdr.models.pooling import AttentionPooling, FramePooling
 from atdr.models.tal import sinusoid_table
 
+ROOT = Path(__file__).resolve().parents[1]
 LABELS = 5
 N_MELS, FRAMES = 32, 64
 # Reduced widths/depths so every model runs in well under a second on CPU.
@@ -445,6 +451,30 @@ def test_models_command_lists_every_model(capsys):
     assert float(tal.split()[4]) == pytest.approx(25.8, abs=0.1)  # params (M) at the paper recipe
     assert len(lines) == 1 + len(list_specs())
 
+
+def test_models_command_and_readme_show_the_paper_recipes(capsys):
+    """`atdr models` and README's Models table: every model as config/paper.yaml trains it (the
+    recipe named after it), at the recipe's front-end and input length."""
+    paper = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
+    lengths = paper["datasets"]["audioset_full"]["target_length"]
+    assert main(["models"]) == 0
+    row = re.compile(r"^(\w+)\W.*?\s(?:probs|logits)\s+([\d.]+)\s+([\d.]+)\s")
+    listed = {m[1]: (m[2], m[3]) for m in map(row.match, capsys.readouterr().out.splitlines()[1:])}
+    readme = re.findall(r"^\| `(\w+)`.*?\| (?:probs|logits) \| ([\d.]+) M \| ([\d.]+) \|",
+                        (ROOT / "README.md").read_text(), re.M)
+    assert {name: (params, gflops) for name, params, gflops in readme} == listed
+    recipes = {spec.name: paper["models"].get(spec.name) for spec in list_specs()}
+    for name, recipe in recipes.items():
+        if recipe is not None:
+            frontend = recipe["data"]["frontend"]
+            assert (recipe["model"]["name"], frontend) == (name, get_spec(name).frontend)
+            built = complexity(name, n_mels=get_frontend(frontend).n_mels, target_length=lengths[frontend],
+                               **without_pretraining(recipe["model"].get("params", {})))
+            assert listed[name] == (f"{built.params / 1e6:.1f}", f"{built.gflops:.1f}"), name
+    for name, recipe in recipes.items():  # the registry knows each recipe
+        spec = get_spec(name)
+        assert (spec.paper is None) == (recipe is None), name
+        assert recipe is None or spec.hparams(spec.paper) == spec.hparams(recipe["model"].get("params", {})), name
 
 # --- heavy models, reduced input -------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """`atdr train --restarts`: the trainer is started again after pre-emption and transient faults,
 never after a deterministic failure; a signal to the job itself stops it."""
 
+import argparse
 import errno
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import pandas as pd
 import psutil
 import pytest
 
+from atdr.commands.train import _trainers
 from atdr.errors import EXIT_PREEMPTED, EXIT_TRANSIENT, EXIT_USER_ERROR
 from atdr.supervise import is_transient, supervise
 from conftest import write_run_config
@@ -125,3 +127,34 @@ def test_a_deterministic_failure_is_not_restarted(config, tmp_path):
     assert proc.returncode == EXIT_USER_ERROR
     assert err.count("train.device is cuda but no CUDA device is available") == 1
     assert "starting it again" not in err
+
+
+@pytest.fixture
+def user_folder(tmp_path) -> Path:
+    """A folder holding an `atdr/` of its own (a user's data, say) that must never be imported."""
+    package = tmp_path / "project" / "atdr"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("raise ImportError('imported atdr/ from the working folder')\n")
+    return package.parent
+
+
+def test_restarted_trainers_never_import_the_working_folders_atdr(config, tmp_path, user_folder):
+    atdr = Path(sys.executable).parent / "atdr"
+    result = subprocess.run([str(atdr), "-q", "train", "--config", str(config), "--out", str(tmp_path / "run"),
+                             "--restarts", "1", "--set", "train.epochs=1"], cwd=user_folder, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0 and "from the working folder" not in result.stderr, result.stderr
+    assert (tmp_path / "run" / "predictions.npy").exists()
+
+
+@pytest.mark.slow
+def test_torchruns_trainers_never_import_the_working_folders_atdr(config, tmp_path, user_folder):
+    """The command `atdr train --gpus 2` runs with CUDA (torchrun, 2 processes), run on the CPU."""
+    args = argparse.Namespace(config=str(config), out=str(tmp_path / "run"), set=["train.epochs=1"], force=False,
+                              gpus=2, restarts=0)
+    argv, env = _trainers(args, cuda=True, job=None)
+    assert argv[1:3] == ["-m", "torch.distributed.run"]
+    result = subprocess.run(argv, env={**env, "OMP_NUM_THREADS": "1"}, cwd=user_folder, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0 and "from the working folder" not in result.stderr, result.stderr[-3000:]
+    assert (tmp_path / "run" / "predictions.npy").exists()

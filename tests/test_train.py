@@ -18,7 +18,7 @@ import yaml
 from atdr.cli import main
 from atdr.data.datafile import read_datafile
 from atdr.data.synth import synthesize
-from conftest import TINY_TAL, write_run_config
+from conftest import TINY_TAL, on_a_small_disk, write_run_config
 
 ATDR = str(Path(sys.executable).parent / "atdr")
 TIMING = ["epoch_seconds", "clips_per_s"]  # wall-clock columns: the only ones allowed to differ
@@ -256,19 +256,15 @@ def test_out_pointing_at_a_file_is_a_one_line_error(tiny_synth, tmp_path, capsys
     assert "cannot create run folder" in one_line_error(capsys.readouterr().err)
 
 
-def test_a_full_disk_is_a_one_line_error_with_the_space_needed(tiny_synth, tmp_path):
-    """A real full file system: a 256 KiB tmpfs mounted in a private mount namespace (root only)."""
+def test_a_disk_filled_by_a_checkpoint_is_a_one_line_error_with_the_space_needed(tiny_synth, tmp_path):
     disk = tmp_path / "disk"
-    disk.mkdir()
     config = write_run_config(tmp_path / "run.yaml", tiny_synth, TINY_TAL, train={"epochs": 1})
-    script = f"mount -t tmpfs -o size=256k tmpfs {disk} && exec {ATDR} train --config {config} --out {disk / 'run'}"
-    proc = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
-                          capture_output=True, text=True, timeout=300)
-    if "mount" in proc.stderr and proc.returncode != 2 or "unshare:" in proc.stderr:
-        pytest.skip(f"cannot mount a small tmpfs here: {proc.stderr.strip()}")
+    proc, left = on_a_small_disk(disk, [ATDR, "train", "--config", str(config), "--out", str(disk / "run")])
     assert proc.returncode == 2, proc.stderr
     err = one_line_error(proc.stderr.splitlines()[-1])
-    assert re.search(rf"no space left on device \(needed about \d+\.\d MB in {disk / 'run' / 'checkpoints'}\)", err)
+    assert re.search(rf"no space left on device: {disk / 'run' / 'checkpoints'}/\w+\.pt \(about \d+\.\d MB needed; "
+                     r"free some space or write the outputs elsewhere\)", err), err
+    assert not [path for path in left if ".tmp" in path]  # no half-written checkpoint
 
 
 def test_norm_stats_of_another_input_length_are_an_error(tiny_synth, tmp_path, capsys):
@@ -401,6 +397,60 @@ def test_bad_config_is_rejected_before_any_work(tiny_synth, tmp_path, capsys, ch
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     assert not (tmp_path / "run").exists()
+
+
+def _config_with(config: Path, where: str, values: dict[str, str]) -> list[str]:
+    """`values` (dotted key -> YAML text) written into the config file as they are, or returned as
+    `--set` overrides."""
+    if where == "--set":
+        return [f"{key}={text}" for key, text in values.items()]
+    doc = yaml.safe_load(config.read_text())
+    for i, key in enumerate(values):
+        *sections, leaf = key.split(".")
+        node = doc
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[leaf] = f"VALUE_{i}_"
+    text = yaml.safe_dump(doc)
+    for i, value in enumerate(values.values()):
+        text = text.replace(f"VALUE_{i}_", value)
+    config.write_text(text)
+    return []
+
+
+@pytest.mark.parametrize("where", ["file", "--set"])
+def test_numbers_in_exponent_notation_are_numbers_and_integral_ones_fit_integer_keys(tiny_synth, tmp_path, where):
+    """PyYAML (YAML 1.1) reads 1e3 as a string; a user, and YAML 1.2, mean a number."""
+    from atdr.config import load_config
+
+    config = write_run_config(tmp_path / "run.yaml", tiny_synth, TINY_TAL)
+    overrides = _config_with(config, where, {"train.seed": "1e3", "train.epochs": "2E0", "optim.lr": "1e-3",
+                                             "optim.weight_decay": "5.0e-7", "model.params.embedding_size": "1.6e1"})
+    cfg = load_config(config, overrides).to_dict()
+    assert (cfg["train"]["seed"], cfg["train"]["epochs"], cfg["optim"]["lr"], cfg["optim"]["weight_decay"],
+            cfg["model"]["params"]["embedding_size"]) == (1000, 2, 1e-3, 5e-7, 16)
+    assert type(cfg["train"]["seed"]) is int and type(cfg["model"]["params"]["embedding_size"]) is int
+
+
+@pytest.mark.parametrize("key, text, message", [
+    ("augment.mixup", "yes", "augment.mixup: expected a number, not a boolean (YAML reads yes, no, on and off as "
+                             "booleans) (got True)"),
+    ("optim.betas", "[on, 0.999]", "optim.betas: expected a number, not a boolean"),
+    ("optim.lr", ".inf", "optim.lr: Input should be a finite number (got inf)"),
+    ("optim.betas", "[0.9, .nan]", "optim.betas.1: Input should be a finite number"),
+    ("train.seed", "1.5", "train.seed: Input should be a valid integer, got a number with a fractional part"),
+    ("model.params.embedding_size", "1.6e1.5", "model 'tal': embedding_size must be int, got '1.6e1.5'"),
+    ("model.params.dropout", ".nan", "model 'tal': dropout must be a finite number, got nan"),
+    ("model.params.dropout", "yes", "model 'tal': dropout must be float, got True"),
+])
+@pytest.mark.parametrize("where", ["file", "--set"])
+def test_numbers_must_be_finite_and_never_booleans(tiny_synth, tmp_path, capsys, key, text, message, where):
+    config = write_run_config(tmp_path / "run.yaml", tiny_synth, TINY_TAL)
+    overrides = _config_with(config, where, {key: text})
+    sets = [arg for override in overrides for arg in ("--set", override)]
+    assert main(["train", "--config", str(config), "--out", str(tmp_path / "run"), *sets]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0], err
 
 
 def test_set_overrides_and_bad_set_syntax(tiny_synth, tmp_path, capsys):

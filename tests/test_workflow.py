@@ -227,6 +227,13 @@ def test_lint_has_no_findings(tmp_path):
     (lambda c: c["ensembles"].update(pair=["linear", "vgg"]), "ensembles.pair: unknown model 'vgg'"),
     (lambda c: c["models"].update(data=c["models"]["linear"]), "'data' is reserved"),
     (lambda c: c["models"]["crnn"]["data"].update(frontend="mel80"), "target_length has no entry for front-end mel80"),
+    (lambda c: c["run_defaults"]["augment"].update(mixup=True),
+     "run_defaults.augment.mixup: expected a number, not a boolean (YAML reads yes, no, on and off as booleans)"),
+    (lambda c: c["run_defaults"]["optim"].update(lr=float("inf")), "run_defaults.optim.lr: inf is not a finite number"),
+    (lambda c: c["datasets"]["synth"]["synth"].update(seconds=float("nan")),
+     "datasets.synth.synth.seconds: nan is not a finite number"),
+    (lambda c: c["run_defaults"]["train"].update(epochs=1.5),
+     "run_defaults.train.epochs: 1.5 is not of type 'integer'"),
 ])
 def test_config_mistakes_are_reported_in_a_few_lines(tmp_path, edit, message):
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
@@ -237,6 +244,39 @@ def test_config_mistakes_are_reported_in_a_few_lines(tmp_path, edit, message):
     output = result.stdout + result.stderr
     assert result.returncode != 0 and message in output, output[-3000:]
     assert len(output.strip().splitlines()) <= 6 and "$schema" not in output, output  # not the schema
+
+
+def test_jobs_never_import_the_working_folders_atdr(tmp_path):
+    (tmp_path / "atdr").mkdir()  # a folder of the user's, say
+    (tmp_path / "atdr" / "__init__.py").write_text("raise ImportError('imported atdr/ from the working folder')\n")
+    result = subprocess.run([str(Path(sys.executable).parent / "snakemake"), "--snakefile", str(SNAKEFILE),
+                             "--configfile", str(ROOT / "config" / "config.yaml"), "--cores", "1",
+                             "results/synth/download/class_labels_indices.csv"], capture_output=True, text=True,
+                            env=ENV, cwd=tmp_path)
+    assert result.returncode == 0, (tmp_path / "results" / "logs" / "synth" / "synth.log").read_text()
+
+
+def test_numbers_in_exponent_notation_are_numbers(tmp_path):
+    """The configfile's YAML 1.1 reads 1e3 as a string, Snakemake's --config 1e3 as 1000.0: both
+    mean 1000, a number, an integer where one is asked for."""
+    from atdr.config import load_config
+
+    text = (ROOT / "config" / "config.yaml").read_text()
+    for old, new in (("seeds: [0]", "seeds: [1e3]"), ("lr: 1.0e-3,", "lr: 1e-3,"), ("epochs: 8,", "epochs: 8e0,"),
+                     ("hidden_dim: 128", "hidden_dim: 1.28e2")):
+        assert old in text
+        text = text.replace(old, new)
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    made = snakemake(tmp_path, "results/synth/linear/seed1000/run.yaml", config=path)
+    assert made.returncode == 0, made.stderr[-2000:]
+    cfg = load_config(tmp_path / "results" / "synth" / "linear" / "seed1000" / "run.yaml").to_dict()
+    assert (cfg["train"]["seed"], cfg["optim"]["lr"], cfg["train"]["epochs"], cfg["model"]["params"]["hidden_dim"]) \
+        == (1000, 1e-3, 8, 128)
+    dry = snakemake(tmp_path, "-n", "-p", "--config", "bootstrap=1e3", "--", "results/comparison/config/table.md",
+                    config=path)
+    assert dry.returncode == 0 and "--bootstrap 1000 " in dry.stdout and "--bootstrap 1000." not in dry.stdout, \
+        dry.stderr[-2000:]
 
 
 def test_each_config_has_its_own_comparison_folder(tmp_path):

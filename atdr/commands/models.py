@@ -1,8 +1,9 @@
 """List the registered models: front-end, output, parameters and GFLOPs per 10 s clip.
 
-Sizes are for the default hyper-parameters (the paper recipes') and 527 classes, at each
-model's default front-end (kaldi128: 128 x 1024 frames, mel64: 64 x 400 frames). GFLOPs count
-2 per multiply-add, as torch's FlopCounterMode (FFTs and elementwise ops not included).
+Sizes are for each model's paper recipe (config/paper.yaml: the default hyper-parameters but for
+those in the "paper recipe" column; -: no recipe there, the defaults) and 527 classes, at the
+recipe's front-end (kaldi128: 128 x 1024 frames, mel64: 64 x 400 frames). GFLOPs count 2 per
+multiply-add, as torch's FlopCounterMode (FFTs and elementwise ops not included).
 
 Example:
   atdr models
@@ -16,14 +17,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    from atdr.models import complexity, list_specs
+    from atdr.models import complexity, list_specs, without_pretraining
 
-    rows = [("name", "family", "front-end", "output", "params (M)", "GFLOPs", "description")]
+    rows = [("name", "family", "front-end", "output", "params (M)", "GFLOPs", "paper recipe", "description")]
     for spec in list_specs():
-        c = complexity(spec.name)
+        c = complexity(spec.name, **without_pretraining(spec.paper or {}))  # pretrained or not: the same network
         names = ", ".join((spec.name, *spec.aliases))
+        recipe = "-" if spec.paper is None else ", ".join(f"{k}={v}" for k, v in spec.paper.items()) or "defaults"
         rows.append((names, spec.family, spec.frontend, spec.output, f"{c.params / 1e6:.1f}", f"{c.gflops:.1f}",
-                     spec.description))
+                     recipe, spec.description))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     right = {4, 5}  # numbers
     for row in rows:

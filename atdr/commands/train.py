@@ -41,11 +41,11 @@ import logging
 import os
 import socket
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from atdr.errors import AtdrError
+from atdr.errors import STORAGE_ERRNOS, AtdrError
 
 if TYPE_CHECKING:
     from atdr.config import RunConfig
@@ -96,7 +96,7 @@ def _run_log(out: str):
     from atdr import runfolder
 
     runfolder.create(Path(out))
-    handler = logging.FileHandler(Path(out) / "train.log", mode="a")
+    handler = _RunLog(Path(out) / "train.log", mode="a")
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
     for logger in (logging.getLogger(), _attempt):
         logger.addHandler(handler)
@@ -106,6 +106,20 @@ def _run_log(out: str):
         for logger in (logging.getLogger(), _attempt):
             logger.removeHandler(handler)
         handler.close()
+
+
+class _RunLog(logging.FileHandler):
+    """A full or read-only disk ends the command (the CLI's one line, naming the log), instead of
+    logging's traceback for every record that cannot be written."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        error = sys.exc_info()[1]
+        if not (isinstance(error, OSError) and error.errno in STORAGE_ERRNOS):
+            return super().handleError(record)
+        stream, self.stream = self.stream, None
+        with suppress(OSError):
+            stream.close()  # its unwritten lines cannot be written
+        raise OSError(error.errno, error.strerror, self.baseFilename)
 
 
 def _launch(args: argparse.Namespace, cfg: RunConfig) -> int:
@@ -147,7 +161,9 @@ def _trainers(args: argparse.Namespace, cuda: bool, job: str | None) -> tuple[li
         argv, env = [sys.executable, "-m", "atdr", *module_args], dict(os.environ)
     else:
         return None
-    return argv, {**env, WORKER: "1"}
+    # PYTHONSAFEPATH: `python -m atdr` (here, torchrun's and srun's processes alike) leaves the
+    # current folder off sys.path, so that a folder holding an `atdr/` of its own is never imported.
+    return argv, {**env, WORKER: "1", "PYTHONSAFEPATH": "1"}
 
 
 def _train_here(cfg: RunConfig, out: str, force: bool) -> int:

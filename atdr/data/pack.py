@@ -45,7 +45,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from atdr.atomic import atomic_path
+from atdr.atomic import atomic_path, writing_to
 from atdr.data.audio import SAMPLE_RATE, AudioConversionWarning, load_audio
 from atdr.data.datafile import Clip, read_datafile
 from atdr.data.dataset import WaveTransform
@@ -86,7 +86,7 @@ def pack(datafile: str | Path, out: str | Path, codec: str = "pcm16", report: st
     labels = [",".join(clip.labels) for clip in clips]
     identity = {"codec": codec, "sha256": hashlib.sha256(json.dumps([wavs, labels]).encode()).hexdigest()}
 
-    with _Journal(out, identity) as journal:
+    with writing_to(out), _Journal(out, identity) as journal:
         resumed = len(journal.rows)
         if resumed:
             log.info("%s: resuming after %d of %d clips", out, resumed, len(clips))

@@ -1,14 +1,16 @@
 """The model registry: `@register_model` fills a name -> `ModelSpec` table, `create` is the one way in.
 
 A spec holds everything about a model that is not in its weights: the class, the default
-hyper-parameters (the paper recipe's), the front-end it is trained on, what it outputs, and its
-counterpart in the original code (`Original`: the class, its arguments, and how to map its
-checkpoints onto ours). The model classes take every hyper-parameter as a required keyword; the
+hyper-parameters (the paper recipe's, but where `paper` holds the recipe's own: ResNet's default
+head takes any input size, the recipe's only 64 x 400), the front-end it is trained on, what it
+outputs, and its counterpart in the original code (`Original`: the class, its arguments, and how
+to map its checkpoints onto ours). The model classes take every hyper-parameter as a required keyword; the
 defaults live here only.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -61,6 +63,8 @@ class ModelSpec:
     original: Original
     aliases: tuple[str, ...] = ()
     original_precision: str = "fp32"  # what the original code trained it in: `train.precision: auto`
+    # Its recipe in config/paper.yaml: the hyper-parameters that differ from the defaults (None: no recipe there).
+    paper: Mapping[str, Any] | None = None
 
     @property
     def output(self) -> Output:
@@ -103,8 +107,10 @@ def register_model(
     original: Original,
     aliases: tuple[str, ...] = (),
     original_precision: str = "fp32",
+    paper: Mapping[str, Any] | None = None,
 ) -> Callable[[type[AudioTagger]], type[AudioTagger]]:
-    """Class decorator: register `cls` under `name` (and `aliases`) with its default hyper-parameters."""
+    """Class decorator: register `cls` under `name` (and `aliases`) with its default hyper-parameters
+    (and `paper`: those of its recipe in config/paper.yaml that differ from them, if it has one)."""
     if frontend not in ("kaldi128", "mel64"):
         raise ValueError(f"{name}: frontend must be kaldi128 or mel64, got {frontend!r}")
     if original_precision not in ("fp32", "fp16"):
@@ -112,7 +118,7 @@ def register_model(
 
     def decorate(cls: type[AudioTagger]) -> type[AudioTagger]:
         spec = ModelSpec(name, cls, MappingProxyType(dict(defaults)), frontend, description, original, aliases,
-                         original_precision)
+                         original_precision, None if paper is None else MappingProxyType(dict(paper)))
         for key in (name, *aliases):
             if key in _REGISTRY:
                 raise ValueError(f"model name {key!r} registered twice")
@@ -208,9 +214,14 @@ def _measure(name: str, device: str, kwargs: dict[str, int], overrides: Mapping[
 
 
 def _check_type(name: str, key: str, value: Any, default: Any) -> Any:
+    """`value` as the type of `default`; numbers as in the run config's other sections: finite, never
+    a boolean, and an integral float for an int (1e3 -> 1000)."""
     kind = type(default)
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+    if kind in (int, float) and type(value) in (int, float):
+        if not math.isfinite(value):
+            raise AtdrError(f"model {name!r}: {key} must be a finite number, got {value!r}")
+        if kind is float or value == int(value):
+            return kind(value)
     if type(value) is not kind:
         raise AtdrError(f"model {name!r}: {key} must be {kind.__name__}, got {value!r}")
     return value
@@ -224,6 +235,6 @@ def _parse_value(name: str, key: str, text: str, default: Any) -> Any:
             raise AtdrError(f"model {name!r}: {key} must be true or false, got {text!r}")
         return flags[text.lower()]
     try:
-        return kind(text)
+        return _check_type(name, key, float(text), default) if kind in (int, float) else kind(text)
     except ValueError:
         raise AtdrError(f"model {name!r}: {key} must be {kind.__name__}, got {text!r}") from None

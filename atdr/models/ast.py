@@ -93,6 +93,7 @@ def _strip_published(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Ten
         checkpoint_filter_fn,
     ),
     original_precision="fp16",  # the original decorates ASTModel.forward with @autocast()
+    paper=dict(imagenet_pretrain=True),
 )
 class ASTModel(AudioTagger):
     """Audio Spectrogram Transformer.

@@ -28,6 +28,7 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: LinearModel
         checkpoint_filter_fn,
         fixed=dict(pooling="att"),
     ),
+    paper={},
 )
 class LinearModel(AudioTagger):
     """Each frame goes through `Linear(n_mels, hidden_dim)`, then `n_layers` x

@@ -116,6 +116,7 @@ def _effnet_key(key: str, blocks: list[tuple[str, dict[str, str]]]) -> str:
         lambda c: dict(att_act=c["att_activation"], label_dim=c["label_dim"], b=c["eff_b"], head_num=c["att_head"]),
         checkpoint_filter_fn,
     ),
+    paper={},
 )
 class EffNetAttention(AudioTagger):
     """EfficientNet-B{eff_b} (timm `tf_efficientnet_b*`, 1 input channel) on the `(freq, time)`
@@ -204,6 +205,7 @@ def resnet_checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: ResN
         resnet_checkpoint_filter_fn,
         fixed=dict(depth=50, head="original"),
     ),
+    paper=dict(head="original"),
 )
 class ResNetAttention(AudioTagger):
     """ResNet-`depth` (timm, 1 input channel; the paper: 50) on the `(freq, time)` spectrogram,

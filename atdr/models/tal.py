@@ -162,6 +162,7 @@ _CONV_DEFAULTS = dict(n_conv_layers=10, n_pool_layers=5, kernel_size="3", batch_
     frontend="kaldi128",
     description="TALNet CRNN: conv stack + bidirectional GRU + pooled frame classifier",
     original=Original("src/models/Net_mModal_mgpu.py:TALNet", _conv_arguments, tal_checkpoint_filter_fn),
+    paper={},
 )
 class TALNet(AudioTagger):
     """TALNet (Wang et al.): `ConvFront`, a bidirectional GRU (embedding_size/2 per direction),
@@ -222,6 +223,7 @@ class TALNet(AudioTagger):
         taltrans_checkpoint_filter_fn,
         fixed=dict(share_trans_weights=True),
     ),
+    paper={},
 )
 class TALTrans(AudioTagger):
     """TAL-trans (the original `TransformerEncoder`): `ConvFront`, `n_trans_layers` post-norm

@@ -10,14 +10,17 @@ from snakemake.logging import logger
 from snakemake.utils import validate
 
 
-# Jobs run `python -m atdr` from this checkout, in the project venv or a conda env (envs/).
+# Jobs run `python -m atdr` from this checkout, in the project venv or a conda env (envs/); never
+# from the working directory (PYTHONSAFEPATH), which may hold an `atdr/` folder of its own.
 shell.prefix(
-    f'set -euo pipefail; export PYTHONPATH="{Path(workflow.basedir).parent}"' + '"${{PYTHONPATH:+:$PYTHONPATH}}"; '
+    f'set -euo pipefail; export PYTHONSAFEPATH=1 PYTHONPATH="{Path(workflow.basedir).parent}"'
+    + '"${{PYTHONPATH:+:$PYTHONPATH}}"; '
 )
 
 if not config:
     raise WorkflowError("no config: run from the repository root (the default profile loads config/config.yaml) or pass --configfile")
 try:
+    atdr_workflow.read_numbers(config)  # 1e3 as a number, as YAML 1.2 reads it
     atdr_workflow.check_schema(config)  # a mistake in one line, not the schema
     validate(config, "../schemas/config.schema.yaml")  # fills in the defaults
     config["datasets"] = atdr_workflow.prepare(config["datasets"])  # cross-validation folds, download folders
