@@ -2,7 +2,8 @@
 # json datafiles -> packed stores (the fast data path) and sample weights. Every source leaves the same layout in
 # results/{dataset}/download: class_labels_indices.csv, the segment lists and audio/. The segment
 # lists and a folder's class list are inputs of the rules that read them: editing one re-runs what
-# it reaches, and nothing else (a download's official lists are fixed).
+# it reaches, and nothing else (a download's official lists are fixed). A folder's recordings are a
+# parameter of the datafile rule (their sizes and times): one replaced under its name re-runs it too.
 
 
 rule synth:
@@ -77,6 +78,7 @@ rule datafile:
     params:
         segments=datafile_segments,
         verify=lambda w: "--verify" if config["datasets"][w.dataset]["verify"] else "",
+        recordings=lambda w: atdr_workflow.recordings_stamp(config, w.dataset),  # a recording replaced: made again
     threads: 8  # clips probed at once (I/O bound)
     conda:
         "../../envs/atdr.yaml"
