@@ -35,7 +35,8 @@ CONFIG = "config.yaml"
 DATA = "data.json"
 # Everything `atdr train` (and `atdr evaluate RUN`) writes into a run folder; anything else there
 # (the workflow's run.yaml, your notes) is left alone.
-OUTPUTS = (CONFIG, DATA, "metrics.csv", "steps.csv", "summary.json", "targets.npy", *PREDICTIONS.values(), "checkpoints", "eval")
+OUTPUTS = (CONFIG, DATA, "metrics.csv", "steps.csv", "summary.json", "targets.npy", *PREDICTIONS.values(), "checkpoints",
+           "eval")
 _TEMPORARY = re.compile(r"^\..+\.tmp\d+$")  # atdr.atomic's temporary names
 
 
@@ -109,7 +110,7 @@ def difference(old_config: dict, old_data: dict | None, config: dict, data: dict
     if changed:
         return f"a run of another config ({changed})"
     if old_data is None:
-        return f"a run of unknown data (no {DATA})"
+        return "a run whose data was not recorded"
     changed = [what for what in {**old_data, **data} if old_data.get(what) != data.get(what)]
     return f"a run on other data ({changed[0]} changed since it started)" if changed else None
 

@@ -5,6 +5,7 @@ started over, ending exactly where a fresh run in a new folder does."""
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +134,13 @@ def test_on_the_reference_path_a_replaced_clip_makes_a_new_run(tiny_synth, tmp_p
     assert main(args) == 2
     err = one_line_error(capsys.readouterr().err)
     assert f"holds a run on other data (the audio files of {data / 'eval.json'} changed since it started)" in err
+
+
+def test_a_run_folder_without_a_record_of_its_data_is_not_taken_for_this_run(trained_run, tmp_path, capsys):
+    """A folder trained before runs recorded their data (no data.json) may hold a run on other data."""
+    out = tmp_path / "run"
+    shutil.copytree(trained_run, out)
+    (out / "data.json").unlink()
+    capsys.readouterr()
+    assert main(["-q", "train", "--config", str(out / "config.yaml"), "--out", str(out)]) == 2
+    assert f"{out} holds a run whose data was not recorded: pass --force" in one_line_error(capsys.readouterr().err)

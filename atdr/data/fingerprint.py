@@ -26,8 +26,9 @@ from atdr.errors import AtdrError
 def data_fingerprint(d: DataConfig) -> dict[str, str]:
     """{what: fingerprint} for everything a run of `d` reads; `what` is a file's path as the
     config gives it, or "the audio files of DATAFILE". The packed path's stores must exist."""
-    files = [*d.datafiles.values(), d.labels, d.weights, d.norm_stats]
-    found = {str(path): f"sha256:{_digest(path)}" for path in files if path is not None}
+    files = [*(("datafile", path) for path in d.datafiles.values()), ("label csv", d.labels),
+             ("weight file", d.weights), ("norm stats", d.norm_stats)]
+    found = {str(path): f"sha256:{_digest(path, what)}" for what, path in files if path is not None}
     if d.loader == "packed":
         stores = {name: store_of(path) for name, path in d.datafiles.items()}
         if d.train_store:
@@ -38,11 +39,11 @@ def data_fingerprint(d: DataConfig) -> dict[str, str]:
     return found
 
 
-def _digest(path: Path) -> str:
+def _digest(path: Path, what: str) -> str:
     try:
         return file_digest(path)
     except OSError as e:
-        raise AtdrError(f"cannot read {path}: {e.strerror}") from None
+        raise AtdrError(f"cannot read {what} {path}: {e.strerror}") from None
 
 
 def _clip_files(datafile: Path) -> str:
