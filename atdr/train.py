@@ -178,7 +178,7 @@ class RunData:
 
 
 def _run_data(cfg: RunConfig, world: World, device: torch.device, notes: ConversionNotes) -> RunData:
-    """The packed fast path (stores made on first use, by `_run_identity`) or the per-clip
+    """The packed fast path (stores made on first use, by `_data_identity`) or the per-clip
     reference. Each loader draws its workers' seeds from its own generator, not the global RNG, so
     that a resumed run's dropout sees the same random numbers as an uninterrupted one."""
     t, d = cfg.train, cfg.data
@@ -243,7 +243,7 @@ def train(cfg: RunConfig, out: str | Path, force: bool = False) -> dict:
     world = init_world(use_cuda)
     try:
         with ConversionNotes().collecting() as notes:
-            data = _run_identity(cfg) if world.is_main else {}
+            data = _data_identity(cfg) if world.is_main else {}
             with runfolder.claim(out, cfg.to_dict(), data, force) if world.is_main else nullcontext():
                 data = world.broadcast(data)  # the other processes start once the folder is claimed
                 return _train(cfg, data, out, world, torch.device(world.device if use_cuda else "cpu"), notes)
@@ -251,7 +251,7 @@ def train(cfg: RunConfig, out: str | Path, force: bool = False) -> dict:
         close_world(world)
 
 
-def _run_identity(cfg: RunConfig) -> dict[str, str]:
+def _data_identity(cfg: RunConfig) -> dict[str, str]:
     """The fingerprints of the data the run reads (`atdr.data.fingerprint`), on the packed path
     once each datafile's store is there and up to date (packed first where it is not)."""
     d = cfg.data
