@@ -85,6 +85,11 @@ class DataConfig(_Section):
     task: Literal["multilabel", "singlelabel"] = Field(
         "multilabel", description="multilabel (AudioSet: mAP) or singlelabel (ESC-50, Speech Commands: accuracy)")
 
+    @property
+    def datafiles(self) -> dict[str, Path]:
+        """The datafiles by set: train, valid (when given), eval."""
+        return {name: path for name, path in (("train", self.train), ("valid", self.valid), ("eval", self.eval)) if path}
+
     @model_validator(mode="after")
     def _one_normalisation(self) -> DataConfig:
         explicit = self.mean is not None or self.std is not None

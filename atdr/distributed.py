@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,14 @@ class World:
         gathered: list[list[int] | None] = [None] * self.size
         dist.all_gather_object(gathered, items)
         return sorted(set().union(*gathered))
+
+    def broadcast(self, value: T) -> T:
+        """Rank 0's `value` on every rank (a barrier too)."""
+        if self.size == 1:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
 
     def barrier(self) -> None:
         if self.size > 1:

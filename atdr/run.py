@@ -44,8 +44,8 @@ def read_prediction_clips(folder: Path) -> list[EvalClip]:
             rows = list(csv.reader(f))
     except FileNotFoundError:
         raise AtdrError(f"{folder} has no {PREDICTION_CLIPS} (the eval clip of each prediction row; an older atdr "
-                        f"did not write it): run `atdr train --config {folder / 'config.yaml'} --out {folder}` again, "
-                        "which rewrites a finished run's outputs") from None
+                        f"did not write it, nor the run's data): train it again with `atdr train --config "
+                        f"{folder / 'config.yaml'} --out {folder} --force`") from None
     except OSError as e:
         raise AtdrError(f"cannot read {path}: {e.strerror}") from None
     try:

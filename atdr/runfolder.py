@@ -1,15 +1,17 @@
 """A run folder belongs to one run.
 
-`claim(out, config, force)` is held for the life of `atdr train`: a lock file (`.lock`, naming the
-pid and host) stops a second training on the same folder; a folder holding a run of another
-config is refused, or with `force` emptied of every output of that run first (so that no stale
-`wa.pt` or `predictions_wa.npy` outlives it); temporary files left by a save that was killed
-are removed.
+`claim(out, config, data, force)` is held for the life of `atdr train`: a lock file (`.lock`,
+naming the pid and host) stops a second training on the same folder; a folder holding another
+run — one of another config, or on other data (`data.json`: the fingerprints of what it read,
+`atdr.data.fingerprint`) — is refused, or with `force` emptied of every output of that run first
+(so that no stale `wa.pt` or `predictions_wa.npy` outlives it); temporary files left by a save
+that was killed are removed.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import re
@@ -30,20 +32,22 @@ log = logging.getLogger(__name__)
 
 LOCK = ".lock"
 CONFIG = "config.yaml"
+DATA = "data.json"
 # Everything `atdr train` (and `atdr evaluate RUN`) writes into a run folder; anything else there
 # (the workflow's run.yaml, your notes) is left alone.
-OUTPUTS = (CONFIG, "metrics.csv", "steps.csv", "summary.json", "targets.npy", *PREDICTIONS.values(), PREDICTION_CLIPS,
-           "checkpoints", "eval")
+OUTPUTS = (CONFIG, DATA, "metrics.csv", "steps.csv", "summary.json", "targets.npy", *PREDICTIONS.values(),
+           PREDICTION_CLIPS, "checkpoints", "eval")
 _TEMPORARY = re.compile(r"^\..+\.tmp\d+$")  # atdr.atomic's temporary names
 
 
 @contextmanager
-def claim(out: Path, config: dict, force: bool = False) -> Iterator[None]:
-    """Hold run folder `out` for a run of `config` (a `RunConfig.to_dict()`)."""
+def claim(out: Path, config: dict, data: dict[str, str], force: bool = False) -> Iterator[None]:
+    """Hold run folder `out` for a run of `config` (a `RunConfig.to_dict()`) on `data`
+    (`atdr.data.fingerprint.data_fingerprint`)."""
     create(out)
     with _locked(out / LOCK):
         _remove_temporaries(out)
-        _check_config(out, config, force)
+        _check_identity(out, config, data, force)
         yield
 
 
@@ -98,27 +102,38 @@ def _first_difference(old: object, new: object, where: str = "") -> str | None:
     return None if old == new else f"{where}: {old!r} -> {new!r}"
 
 
-def _check_config(out: Path, config: dict, force: bool) -> None:
-    saved = out / CONFIG
+def difference(old_config: dict, old_data: dict | None, config: dict, data: dict[str, str]) -> str | None:
+    """How a saved run differs from a run of `config` on `data`, the config first ("a run of
+    another config (optim.lr: 0.001 -> 0.002)", "a run on other data (train.json changed since
+    it started)"); None: the same run."""
+    changed = _first_difference(results_relevant(old_config), results_relevant(config))
+    if changed:
+        return f"a run of another config ({changed})"
+    if old_data is None:
+        return "a run whose data was not recorded"
+    changed = [what for what in {**old_data, **data} if old_data.get(what) != data.get(what)]
+    return f"a run on other data ({changed[0]} changed since it started)" if changed else None
+
+
+def _check_identity(out: Path, config: dict, data: dict[str, str], force: bool) -> None:
     # (empty folders do not count: Snakemake creates checkpoints/ before the job starts)
     leftovers = [name for name in OUTPUTS if (out / name).is_file() or (out / name).is_dir() and any((out / name).iterdir())]
-    if not saved.exists():
-        if not leftovers:
-            return
-        difference = f"no {CONFIG} beside {', '.join(leftovers)}"
+    if not leftovers:
+        return
+    if not (out / CONFIG).exists():
+        held = f"a run of unknown config (no {CONFIG} beside {', '.join(leftovers)})"
     else:
         try:
-            old = yaml.safe_load(saved.read_text(encoding="utf-8"))
-            difference = _first_difference(results_relevant(old), results_relevant(config))
-        except (OSError, yaml.YAMLError, AttributeError):
-            difference = f"unreadable {CONFIG}"
-        if difference is None:
+            old_config = yaml.safe_load((out / CONFIG).read_text(encoding="utf-8"))
+            old_data = json.loads((out / DATA).read_text(encoding="utf-8")) if (out / DATA).exists() else None
+            held = difference(old_config, old_data, config, data)
+        except (OSError, ValueError, yaml.YAMLError, AttributeError):
+            held = f"a run whose {CONFIG} or {DATA} cannot be read"
+        if held is None:
             return
     if not force:
-        raise AtdrError(f"{out} holds a run of another config ({difference}): pass --force to delete its outputs "
-                        "and start over, or give another --out")
+        raise AtdrError(f"{out} holds {held}: pass --force to delete its outputs and start over, or give another --out")
     for name in leftovers:
         path = out / name
         shutil.rmtree(path) if path.is_dir() else path.unlink()
-    log.warning("--force: %s held a run of another config (%s); removed its outputs (%s)", out, difference,
-                ", ".join(leftovers))
+    log.warning("--force: %s held %s; removed its outputs (%s)", out, held, ", ".join(leftovers))

@@ -13,9 +13,9 @@ eval set, as the paper's AudioSet protocol (`summary.json` says which: `selected
 Outputs in the run folder: config.yaml, metrics.csv (per epoch, selection set), steps.csv (per
 logged step), checkpoints/{last,best,wa}.pt, predictions.npy / targets.npy (best epoch, eval set),
 predictions_ensemble.npy (checkpoint ensemble), predictions_wa.npy (weight averaging),
-summary.json (with the clips each set actually used, and any that could not be read). The folder
-belongs to this run (`atdr.runfolder`): locked while it trains, refused to a run of another config
-unless forced.
+summary.json (with the clips each set actually used, and any that could not be read), data.json
+(fingerprints of the data it reads). The folder belongs to this run (`atdr.runfolder`): locked
+while it trains, refused to a run of another config or on other data unless forced.
 """
 
 from __future__ import annotations
@@ -40,9 +40,10 @@ from tqdm import tqdm
 
 from atdr import checkpoint, runfolder
 from atdr.atomic import atomic_path, write_npy, write_text
-from atdr.config import RunConfig, results_relevant
+from atdr.config import RunConfig
 from atdr.data.datafile import Clip, read_datafile
 from atdr.data.features import FrontEnd, get_frontend
+from atdr.data.fingerprint import data_fingerprint
 from atdr.data.label_checks import check_learnable
 from atdr.data.labels import LabelSet
 from atdr.data.loaders import Loaders, ensure_packed, run_loaders
@@ -178,23 +179,14 @@ class RunData:
 
 
 def _run_data(cfg: RunConfig, world: World, device: torch.device, notes: ConversionNotes) -> RunData:
-    """The packed fast path (stores made on first use) or the per-clip reference. Each loader draws
-    its workers' seeds from its own generator, not the global RNG, so that a resumed run's dropout
-    sees the same random numbers as an uninterrupted one."""
+    """The packed fast path (stores made on first use, by `_data_identity`) or the per-clip
+    reference. Each loader draws its workers' seeds from its own generator, not the global RNG, so
+    that a resumed run's dropout sees the same random numbers as an uninterrupted one."""
     t, d = cfg.train, cfg.data
     labels, frontend, norm = LabelSet.read(d.labels), get_frontend(d.frontend), _norm(cfg)
-    datafiles = {name: path for name, path in (("train", d.train), ("valid", d.valid), ("eval", d.eval)) if path}
+    datafiles = d.datafiles
     clips = {name: read_datafile(file, labels, check_files=d.loader == "reference") for name, file in datafiles.items()}
-    unscored = check_learnable({name: [c.labels for c in split] for name, split in clips.items()})  # before packing
-    if unscored and world.is_main:
-        log.warning("warning: %s", unscored)
     stores = {"train": d.train_store} if d.train_store else {}  # the others: each datafile's own
-    if d.loader == "packed":
-        if world.is_main:
-            for name, file in datafiles.items():
-                if name not in stores:
-                    ensure_packed(file)
-        world.barrier()
     loaders = run_loaders(cfg, labels, frontend, norm)
     weights = read_weights(d.weights, len(clips["train"])) if d.weights else None
     sampler = EpochSampler(len(clips["train"]), weights, t.seed, world.rank, world.size)
@@ -243,22 +235,42 @@ class TrainStep:
 
 def train(cfg: RunConfig, out: str | Path, force: bool = False) -> dict:
     """Train (or resume, or just finish) the run in folder `out`; return its summary. With
-    `force`, a folder holding a run of another config is emptied first instead of refused."""
+    `force`, a folder holding a run of another config or on other data is emptied first instead
+    of refused."""
     out = Path(out)
     use_cuda = cfg.train.device == "cuda" or (cfg.train.device == "auto" and torch.cuda.is_available())
     if cfg.train.device == "cuda" and not torch.cuda.is_available():
         raise AtdrError("train.device is cuda but no CUDA device is available")
     world = init_world(use_cuda)
     try:
-        with runfolder.claim(out, cfg.to_dict(), force) if world.is_main else nullcontext():
-            world.barrier()  # the other processes start once the folder is claimed
-            with ConversionNotes().collecting() as notes:
-                return _train(cfg, out, world, torch.device(world.device if use_cuda else "cpu"), notes)
+        with ConversionNotes().collecting() as notes:
+            data = _data_identity(cfg) if world.is_main else {}
+            with runfolder.claim(out, cfg.to_dict(), data, force) if world.is_main else nullcontext():
+                data = world.broadcast(data)  # the other processes start once the folder is claimed
+                return _train(cfg, data, out, world, torch.device(world.device if use_cuda else "cpu"), notes)
     finally:
         close_world(world)
 
 
-def _train(cfg: RunConfig, out: Path, world: World, device: torch.device, notes: ConversionNotes) -> dict:
+def _data_identity(cfg: RunConfig) -> dict[str, str]:
+    """The fingerprints of the data the run reads (`atdr.data.fingerprint`), on the packed path
+    once each datafile's store is there and up to date (packed first where it is not). Labels
+    that cannot be learnt stop the run first, before anything is packed."""
+    d = cfg.data
+    labels = LabelSet.read(d.labels)
+    unscored = check_learnable({name: [clip.labels for clip in read_datafile(file, labels, check_files=False)]
+                                for name, file in d.datafiles.items()})
+    if unscored:
+        log.warning("warning: %s", unscored)
+    if d.loader == "packed":
+        for name, file in d.datafiles.items():
+            if not (name == "train" and d.train_store):  # data.train_store: a larger datafile's, packed ahead
+                ensure_packed(file)
+    return data_fingerprint(d)
+
+
+def _train(cfg: RunConfig, data_identity: dict[str, str], out: Path, world: World, device: torch.device,
+           notes: ConversionNotes) -> dict:
     t, d = cfg.train, cfg.data
     if t.batch_size % world.size:
         raise AtdrError(f"train.batch_size {t.batch_size} is not divisible by the {world.size} processes")
@@ -288,9 +300,9 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device, notes:
     state, extra = RunState(), {}
     if last_path.exists():
         saved = checkpoint.load(last_path)
-        if results_relevant(saved["config"]) != results_relevant(cfg.to_dict()):
-            raise AtdrError(f"{last_path} was written for another config than {out / 'config.yaml'}: "
-                            "delete it to start this run over")
+        held = runfolder.difference(saved["config"], saved.get("data"), cfg.to_dict(), data_identity)
+        if held:
+            raise AtdrError(f"{last_path} was written for {held}, not this run: delete it to start this run over")
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
@@ -305,7 +317,8 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device, notes:
             log.info("resuming %s at epoch %d (%d of %d epochs finished%s; step %d)", out, state.epoch + 1,
                      state.epoch, t.epochs, done, state.step)
     if world.is_main:
-        write_text(out / "config.yaml", cfg.dump())
+        write_text(out / runfolder.CONFIG, cfg.dump())
+        write_text(out / runfolder.DATA, json.dumps(data_identity, indent=2) + "\n")
         sizes = ", ".join(f"{len(clips)} {name}" for name, clips in scored.items())
         log.info("%s: %s on %d clips (%s; best epoch chosen on %s), %.2fM parameters, %s%s, %s", out, cfg.model.name,
                  len(train_clips), sizes, selection, sum(p.numel() for p in model.parameters()) / 1e6, device,
@@ -318,7 +331,7 @@ def _train(cfg: RunConfig, out: Path, world: World, device: torch.device, notes:
                 rng["cuda_rng"] = torch.cuda.get_rng_state_all()
             checkpoint.save({"config": cfg.to_dict(), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                              "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(), **rng,
-                             "state": asdict(state), "extra": extra}, last_path)
+                             "state": asdict(state), "extra": extra, "data": data_identity}, last_path)
 
     def save_bundle(state_dict: dict, info: dict, name: str) -> None:
         checkpoint.ModelBundle(cfg.model.name, cfg.model.params, d.frontend, d.target_length, mean, std,

@@ -22,7 +22,11 @@ noise rate, and the whole set and the clean labels are the ordinary runs.
 from __future__ import annotations
 
 import copy
+import functools
+import hashlib
+import json
 import math
+import os
 import re
 import shlex
 import sys
@@ -94,6 +98,33 @@ def source_files(config: dict, dataset: str, names: list[str]) -> list[str]:
     if ds["source"] in NETWORK_SOURCES:
         return []  # official lists, fixed by the download
     return [path for path in (str(Path(ds["path"]) / name) for name in names) if Path(path).exists()]
+
+
+def recordings_stamp(config: dict, dataset: str) -> str | None:
+    """For a folder of recordings: a digest of every file under its audio/ (path, size,
+    modification time), a parameter of the split and datafile rules. Replacing a recording under the same
+    name changes no input Snakemake watches (a folder counts by its own time), but does change
+    this: the datafiles are made again and what reads them follows (stores, norm stats, runs).
+    One `stat` per file at each plan. None for other sources (clips synthesised or downloaded do
+    not change under their names), or while the folder is not there."""
+    ds = config["datasets"][dataset]
+    if ds["source"] != "folder" or not (Path(ds["path"]) / "audio").is_dir():
+        return None
+    return _folder_stamp(str(Path(ds["path"]) / "audio"))
+
+
+@functools.lru_cache(maxsize=None)
+def _folder_stamp(folder: str) -> str:
+    """Each plan's digest of a folder's files, computed once (every job reading the folder asks)."""
+    from atdr.data.audio import file_stamp
+
+    stamps = []
+    for dirpath, _, files in os.walk(folder, followlinks=True):
+        for name in files:
+            if not name.startswith("."):  # as `atdr prep` (Snakemake's own marker files among them)
+                path = os.path.join(dirpath, name)
+                stamps.append((path[len(folder):], file_stamp(path)))
+    return hashlib.sha256(json.dumps(sorted(stamps)).encode()).hexdigest()
 
 
 def derived_classes(config: dict, dataset: str, names: list[str]) -> list[str] | None:

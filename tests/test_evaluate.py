@@ -240,11 +240,13 @@ def test_ensemble_of_a_run_written_before_clip_lists_says_how_to_update_it(run, 
     old = tmp_path / "old"
     shutil.copytree(second_run, old)
     (old / "predictions_clips.csv").unlink()
+    (old / "data.json").unlink()  # nor did an older atdr record the run's data
     assert main(["-q", "ensemble", str(run), str(old), "--out", str(tmp_path / "ens")]) == 2
     err = one_line_error(capsys.readouterr().err, "ensemble")
     assert f"{old} has no predictions_clips.csv" in err
-    assert f"run `atdr train --config {old / 'config.yaml'} --out {old}` again" in err
-    assert main(["-q", "train", "--config", str(old / "config.yaml"), "--out", str(old)]) == 0  # as it says
+    command = f"atdr train --config {old / 'config.yaml'} --out {old} --force"
+    assert f"train it again with `{command}`" in err
+    assert main(["-q", *command.split()[1:]]) == 0  # as it says
     assert (old / "predictions_clips.csv").read_text() == (second_run / "predictions_clips.csv").read_text()
     assert main(["-q", "ensemble", str(run), str(old), "--bootstrap", "0", "--out", str(tmp_path / "ens")]) == 0
 

@@ -16,8 +16,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import soundfile as sf
 import yaml
 
 from atdr.data.datafile import read_datafile
@@ -174,3 +176,62 @@ def test_editing_a_list_reruns_what_it_reaches_and_nothing_else(own):
     jobs = planned(dry)
     assert jobs["link_folder"] == 1 and "results/mine/download/class_labels_indices.csv" in outputs_of(dry)
     assert jobs["train"] == 2 and not any(o.startswith("results/mine_lists/") for o in outputs_of(dry))
+
+
+@pytest.mark.slow
+def test_edited_lists_and_a_replaced_recording_retrain_the_runs_that_read_them(tmp_path):
+    """The walk of a user who edits their data and runs snakemake again: a label changed and a
+    clip added, then a recording replaced under its name. Each time the datafiles, stores and the
+    run are made again, and the run is a new one (not its old last.pt finished on the new data)."""
+    make_recordings(tmp_path / "recordings", n_clips=24)
+    folder = tmp_path / "recordings"
+    rows = (folder / "recordings.csv").read_text().splitlines()
+    (folder / "train.csv").write_text("\n".join(rows[:17]) + "\n")  # header and 16 clips
+    (folder / "eval.csv").write_text("\n".join(rows[:1] + rows[17:]) + "\n")  # 8 clips and the 3 bad ones
+    config = tmp_path / "mine.yaml"
+    config.write_text(yaml.safe_dump({
+        "datasets": {"mine": {"source": "folder", "path": "recordings", "train_segments": ["train.csv"],
+                              "eval_segments": ["eval.csv"], "target_length": {"mel64": 40}}},
+        "models": {"linear": {"model": {"name": "linear", "params": {"hidden_dim": 16}}, "data": {"frontend": "mel64"}}},
+        "ensembles": {}, "seeds": [0], "bootstrap": 20,
+        "run_defaults": {"optim": {"warmup_steps": 0, "milestones": []},
+                         "train": {"epochs": 1, "batch_size": 8, "num_workers": 0}}}))
+    run, data = tmp_path / "results" / "mine" / "linear" / "seed0", tmp_path / "results" / "mine" / "data"
+    target = "results/mine/linear/seed0/summary.json"  # the run (the table and figures would only add time)
+    result = snakemake(tmp_path, target, config=config)
+    assert result.returncode == 0, result.stderr[-4000:]
+
+    def state() -> tuple[np.ndarray, bytes]:
+        return np.load(run / "predictions.npy"), (run / "checkpoints" / "best.pt").read_bytes()
+
+    predictions, best = state()
+    assert predictions.shape[0] == 8
+
+    # One training label changed, one eval clip added (its file and its row).
+    train = [row.split(",", 3) for row in (folder / "train.csv").read_text().splitlines()]
+    other = next(labels for *_, labels in train[2:] if labels != train[1][3])
+    train[1][3] = other
+    (folder / "train.csv").write_text("".join(",".join(row) + "\n" for row in train))
+    wav = next((folder / "audio").rglob("rec001.*"))
+    (wav.parent / f"added{wav.suffix}").write_bytes(wav.read_bytes())
+    with open(folder / "eval.csv", "a") as f:
+        f.write(f"added,0,1,{other}\n")
+    result = snakemake(tmp_path, target, config=config)
+    assert result.returncode == 0, result.stderr[-4000:]
+    edited, edited_best = state()
+    assert edited.shape[0] == 9 and edited_best != best
+    assert "held a run on other data" in (run / "train.log").read_text()
+    assert len(read_datafile(data / "eval.json")) == 9
+
+    # A recording replaced under its name: nothing Snakemake watches changed but the file.
+    clip = read_datafile(data / "train.json")[0].wav
+    wave, rate = sf.read(clip, dtype="float32")
+    sf.write(clip, np.roll(wave, len(wave) // 2, axis=0), rate)
+    jobs = planned(snakemake(tmp_path, target, "-n", config=config))
+    assert {"datafile", "pack", "train"} <= set(jobs), jobs
+    result = snakemake(tmp_path, target, config=config)
+    assert result.returncode == 0, result.stderr[-4000:]
+    replaced, replaced_best = state()
+    assert replaced_best != edited_best and not np.array_equal(replaced, edited)
+    again = snakemake(tmp_path, target, "-n", config=config)
+    assert "Nothing to be done" in again.stdout + again.stderr

@@ -17,6 +17,7 @@ from atdr.data.datafile import Clip, read_datafile, write_datafile
 from atdr.data.dataset import AudioDataset
 from atdr.data.features import get_frontend
 from atdr.data.labels import LabelSet
+from atdr.data.loaders import ensure_packed
 from atdr.data.pack import PackedDataset, PackedStore, pack
 from atdr.data.pipeline import BatchPipeline, collate_waves
 from atdr.errors import AtdrError
@@ -164,6 +165,47 @@ def test_a_partial_store_of_another_job_is_not_resumed(int16_clips, tmp_path, mo
     monkeypatch.setattr(packing, "_decode", decode)
     summary = pack(datafile, tmp_path / "train.pack", "pcm16", progress=False)  # another codec: start over
     assert summary.resumed == 0 and PackedStore(tmp_path / "train.pack").codec == "pcm16"
+
+
+def test_an_interrupted_pack_starts_over_when_a_clip_changed_meanwhile(int16_clips, tmp_path, monkeypatch):
+    datafile, _ = int16_clips
+    decode = packing._decode
+    monkeypatch.setattr(packing, "_decode", lambda task: (_ for _ in ()).throw(KeyboardInterrupt)
+                        if task[0].endswith("c3.wav") else decode(task))
+    with pytest.raises(KeyboardInterrupt):
+        pack(datafile, tmp_path / "train.pack", progress=False)
+    monkeypatch.setattr(packing, "_decode", decode)
+    new = np.arange(-3500, 3501, dtype=np.int16)  # c1, already packed, rewritten
+    sf.write(tmp_path / "audio" / "c1.wav", new, 16000, subtype="PCM_16")
+    summary = pack(datafile, tmp_path / "train.pack", progress=False)
+    assert summary.resumed == 0 and np.array_equal(PackedStore(tmp_path / "train.pack").read(1), new)
+
+
+def test_ensure_packed_keeps_a_current_store_and_packs_again_an_outdated_one(int16_clips, tmp_path, caplog):
+    datafile, samples = int16_clips
+    store = ensure_packed(datafile)
+    packed = store.stat().st_ino
+    assert ensure_packed(datafile) == store and store.stat().st_ino == packed  # current: kept
+    new, changed = samples[1][::-1].copy(), tmp_path / "audio" / "c1.wav"  # same size and name, other samples
+    sf.write(changed, new, 16000, subtype="PCM_16")
+    assert PackedStore(store).outdated(read_datafile(datafile)) == f"{changed} changed since it was packed"
+    ensure_packed(datafile)
+    assert f"packing {datafile} into {store} again: {changed} changed since it was packed" in caplog.text
+    assert np.array_equal(PackedStore(store).read(1), new)
+    relabelled = read_datafile(datafile)
+    relabelled[2] = Clip(relabelled[2].wav, ("/m/a", "/m/b"))
+    write_datafile(datafile, relabelled)
+    ensure_packed(datafile)  # the datafile's clips or labels changed: packed again, not refused
+    PackedDataset(PackedStore(store), relabelled, LABELS)
+
+
+def test_a_store_copied_without_its_audio_is_used_as_it_is(int16_clips, tmp_path):
+    datafile, _ = int16_clips
+    store = ensure_packed(datafile)
+    packed = store.stat().st_ino
+    (tmp_path / "audio").rename(tmp_path / "elsewhere")  # as on node-local scratch: the datafile and its store
+    assert PackedStore(store).outdated(read_datafile(datafile, check_files=False)) is None
+    assert ensure_packed(datafile) == store and store.stat().st_ino == packed
 
 
 def test_undecodable_clips_are_reported_and_skipped(int16_clips, tmp_path, caplog):

@@ -220,7 +220,7 @@ def test_a_second_training_on_a_locked_run_folder_stops_naming_the_holder(traine
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
     config = yaml.safe_load((run / "config.yaml").read_text())
-    with runfolder.claim(run, config):  # this process trains in it
+    with runfolder.claim(run, config, json.loads((run / "data.json").read_text())):  # this process trains in it
         second = subprocess.run(_train_cmd(run / "config.yaml", run), capture_output=True, text=True, timeout=120)
     assert second.returncode == 2
     err = one_line_error(second.stderr)

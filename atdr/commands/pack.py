@@ -10,6 +10,9 @@ An interrupted pack (Ctrl-C, SIGTERM, a crash) continues where it stopped when r
 store appears only when complete. Clips that cannot be decoded are listed in a report csv
 (wav, error) and skipped in training. --verify checks every clip of an existing store.
 
+The store records the size and modification time of each clip's file: `atdr train` packs a
+datafile again when its store is out of date (other clips or labels, or a clip's file changed).
+
 Examples:
   atdr pack data/train.json                       # writes data/train.pack, data/train_undecodable.csv
   atdr pack data/train.json --codec flac --workers 8 --out /scratch/train.pack

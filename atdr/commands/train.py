@@ -21,7 +21,9 @@ requeues its job with `scontrol requeue`, so SLURM starts it again and it resume
 times. A cancelled job is not requeued.
 
 OUT belongs to one run: a second `atdr train` on it stops at once (OUT/.lock names the holder),
-and OUT holding a run of another config is refused; --force deletes that run's outputs first.
+and OUT holding a run of another config or on other data (a datafile, the class list, weights,
+norm stats, a packed store or a clip changed since it started: OUT/data.json) is refused;
+--force deletes that run's outputs first and trains from the start.
 
 GPUs: --gpus N claims N free GPUs (lock files, so concurrent jobs never share one; SLURM's or
 your CUDA_VISIBLE_DEVICES is respected) and, for N > 1, trains data-parallel: through torchrun on
@@ -67,7 +69,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. optim.lr=1e-4 or model.params.dropout=0.1 (repeatable)")
     p.add_argument("--force", action="store_true",
-                   help="if OUT holds a run of another config, delete its outputs and start over")
+                   help="if OUT holds a run of another config or on other data, delete its outputs and start over")
     p.add_argument("--gpus", type=int, default=1, metavar="N",
                    help="GPUs for this run; N > 1 trains with N processes (DDP) (default: %(default)s)")
     p.add_argument("--restarts", type=int, default=0, metavar="N",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,16 @@ def audio_info(path: str | Path, decode: bool = False) -> AudioInfo:
     if info.frames == 0:
         raise AtdrError(f"audio {path} is empty (0 samples)")
     return AudioInfo(info.samplerate, info.channels, info.frames)
+
+
+def file_stamp(path: str | Path) -> tuple[int, int] | None:
+    """A clip file's size and modification time (ns), one `stat`: a file rewritten or replaced
+    under the same name gets another stamp. None: no such file."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
 
 
 def write_audio(path: str | Path, wave: np.ndarray | torch.Tensor, sample_rate: int = SAMPLE_RATE) -> None:

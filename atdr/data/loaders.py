@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from atdr.config import AugmentConfig, RunConfig
-from atdr.data.datafile import Clip
+from atdr.data.datafile import Clip, read_datafile
 from atdr.data.dataset import AudioDataset, WaveTransform, batch_loader, reference_inputs
 from atdr.data.features import FrontEnd
 from atdr.data.labels import LabelSet
@@ -106,9 +106,15 @@ def store_of(datafile: str | Path) -> Path:
 
 
 def ensure_packed(datafile: str | Path) -> Path:
-    """The datafile's store, packed first if it is not there yet (the workflow packs ahead)."""
+    """The datafile's store, packed first if it is not there yet or is out of date
+    (`PackedStore.outdated`: the datafile lists other clips, or a clip's file changed since)."""
     store = store_of(datafile)
     if not store.exists():
         log.info("packing %s into %s (once; `atdr pack` does this ahead of training)", datafile, store)
-        pack(datafile, store)
+    else:
+        outdated = PackedStore(store).outdated(read_datafile(datafile, check_files=False))
+        if outdated is None:
+            return store
+        log.warning("packing %s into %s again: %s", datafile, store, outdated)
+    pack(datafile, store)
     return store

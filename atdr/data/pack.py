@@ -14,12 +14,17 @@ File layout (little-endian):
     [0, 4096)      header: magic b"ATDRPACK", version, offset/size/CRC-32 of the table and the metadata
     [4096, ...)    the clips' bytes back to back, in datafile order
     table          per clip: offset, bytes, samples (-1: could not be decoded), CRC-32 of its bytes
-    metadata       json: codec, sample rate, and per clip `wav` (relative to the datafile) and `labels`
+    metadata       json: codec, sample rate, and per clip `wav` (relative to the datafile), `labels` and
+                   `sources`: the size and modification time (ns) of the file it was packed from
 
 Writing is resumable: clips are appended to `.NAME.partial` beside the output and recorded in
 `.NAME.journal` after their bytes are written; a killed `pack` continues after the last recorded
 clip (dropping a half-written one). Only a complete store, header written last, is renamed to
 NAME. Clips that cannot be decoded are listed in a report (csv: wav, error) and read as `None`.
+
+A store is out of date when its datafile lists other clips or labels, or when a clip's file was
+rewritten since it was packed (`PackedStore.outdated`; `atdr.data.loaders.ensure_packed` packs it
+again).
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from atdr.atomic import atomic_path, writing_to
-from atdr.data.audio import SAMPLE_RATE, AudioConversionWarning, load_audio
+from atdr.data.audio import SAMPLE_RATE, AudioConversionWarning, file_stamp, load_audio
 from atdr.data.datafile import Clip, read_datafile
 from atdr.data.dataset import WaveTransform
 from atdr.data.labels import LabelSet
@@ -84,7 +89,8 @@ def pack(datafile: str | Path, out: str | Path, codec: str = "pcm16", report: st
     clips = read_datafile(datafile, check_files=False)  # a missing file is reported like a broken one
     wavs = [os.path.relpath(clip.wav, datafile.parent) for clip in clips]
     labels = [",".join(clip.labels) for clip in clips]
-    identity = {"codec": codec, "sha256": hashlib.sha256(json.dumps([wavs, labels]).encode()).hexdigest()}
+    sources = [file_stamp(clip.wav) for clip in clips]  # before decoding: never newer than the bytes
+    identity = {"codec": codec, "sha256": hashlib.sha256(json.dumps([wavs, labels, sources]).encode()).hexdigest()}
 
     with writing_to(out), _Journal(out, identity) as journal:
         resumed = len(journal.rows)
@@ -110,7 +116,8 @@ def pack(datafile: str | Path, out: str | Path, codec: str = "pcm16", report: st
         table = np.zeros(len(rows), dtype=_TABLE)
         table["offset"], table["nbytes"] = DATA_OFFSET + np.cumsum(nbytes) - nbytes, nbytes
         table["samples"], table["crc32"] = [row[1] for row in rows], [row[2] for row in rows]
-        metadata = {"format": "atdr-pack", "codec": codec, "sample_rate": SAMPLE_RATE, "wav": wavs, "labels": labels}
+        metadata = {"format": "atdr-pack", "codec": codec, "sample_rate": SAMPLE_RATE, "wav": wavs, "labels": labels,
+                    "sources": sources}
         size = journal.finish(table.tobytes(), json.dumps(metadata).encode())
     if failed:
         log.warning("%s: %d of %d clips could not be decoded (listed in %s)", out, len(failed), len(clips), report)
@@ -233,6 +240,33 @@ class _Journal:
             f.close()
 
 
+def _read_header(f: io.BufferedReader, path: Path) -> tuple[int, int, int, int, int, int]:
+    """A store's table offset and size, metadata offset and size, table and metadata CRC-32."""
+    header = f.read(_HEADER.size)
+    if len(header) < _HEADER.size or header[:8] != MAGIC:
+        raise AtdrError(f"{path}: not a packed store (write one with `atdr pack`)")
+    _, version, table_at, table_size, meta_at, meta_size, table_crc, meta_crc = _HEADER.unpack(header)
+    if version != VERSION:
+        raise AtdrError(f"{path}: packed store version {version}, this atdr reads {VERSION}: pack it again")
+    size = os.fstat(f.fileno()).st_size
+    if size != meta_at + meta_size:
+        raise AtdrError(f"{path}: truncated or damaged store ({size} bytes, expected {meta_at + meta_size}): "
+                        "copy or pack it again")
+    return table_at, table_size, meta_at, meta_size, table_crc, meta_crc
+
+
+def store_fingerprint(path: str | Path) -> str:
+    """What a store holds, from its header alone (no clip is read): the checksum of its table,
+    which holds every clip's CRC-32, size and place. Names and labels are its datafile's."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            _, table_size, _, _, table_crc, _ = _read_header(f, path)
+    except OSError as e:
+        raise AtdrError(f"cannot read packed store {path}: {e.strerror}") from None
+    return f"crc32:{table_crc:08x}/{table_size // _TABLE.itemsize}"
+
+
 class PackedStore:
     """A store written by `pack`, memory-mapped on first read in each process."""
 
@@ -240,16 +274,7 @@ class PackedStore:
         self.path = Path(path)
         try:
             with open(self.path, "rb") as f:
-                header = f.read(_HEADER.size)
-                if len(header) < _HEADER.size or header[:8] != MAGIC:
-                    raise AtdrError(f"{self.path}: not a packed store (write one with `atdr pack`)")
-                _, version, table_at, table_size, meta_at, meta_size, table_crc, meta_crc = _HEADER.unpack(header)
-                if version != VERSION:
-                    raise AtdrError(f"{self.path}: packed store version {version}, this atdr reads {VERSION}: pack it again")
-                size = os.fstat(f.fileno()).st_size
-                if size != meta_at + meta_size:
-                    raise AtdrError(f"{self.path}: truncated or damaged store ({size} bytes, expected "
-                                    f"{meta_at + meta_size}): copy or pack it again")
+                table_at, table_size, meta_at, meta_size, table_crc, meta_crc = _read_header(f, self.path)
                 f.seek(table_at)
                 table = f.read(table_size)
                 metadata = f.read(meta_size)
@@ -262,6 +287,7 @@ class PackedStore:
         self.codec: str = meta["codec"]
         self.wavs: list[str] = meta["wav"]
         self.labels: list[str] = meta["labels"]
+        self.sources: list[list[int] | None] | None = meta.get("sources")  # None: packed before they were recorded
         self._map: np.ndarray | None = None
         self._pid: int | None = None
 
@@ -299,13 +325,33 @@ class PackedStore:
 
     def check_matches(self, clips: list[Clip]) -> None:
         """Raise `AtdrError` unless the store holds these clips (file names and labels, in order)."""
+        mismatch = self._mismatch(clips)
+        if mismatch:
+            raise AtdrError(f"{self.path}: {mismatch}: pack it again")
+
+    def _mismatch(self, clips: list[Clip]) -> str | None:
         if len(clips) != len(self):
-            raise AtdrError(f"{self.path}: packed from another datafile ({len(self)} clips, the datafile has "
-                            f"{len(clips)}): pack it again")
+            return f"packed from another datafile ({len(self)} clips, the datafile has {len(clips)})"
         for index, (clip, wav, labels) in enumerate(zip(clips, self.wavs, self.labels)):
             if Path(clip.wav).name != Path(wav).name or ",".join(clip.labels) != labels:
-                raise AtdrError(f"{self.path}: packed from another datafile (clip {index} is {wav} [{labels}], the "
-                                f"datafile has {clip.wav} [{','.join(clip.labels)}]): pack it again")
+                return (f"packed from another datafile (clip {index} is {wav} [{labels}], the datafile has "
+                        f"{clip.wav} [{','.join(clip.labels)}])")
+        return None
+
+    def outdated(self, clips: list[Clip]) -> str | None:
+        """Why the store is not what `pack` would write for the datafile's `clips` now: other clips
+        or labels, or a clip's file rewritten since it was packed (another size or modification
+        time); None if it is current. A file no longer there is not checked (a store copied
+        without its audio stays usable), nor are the files of a store packed before atdr recorded
+        them."""
+        mismatch = self._mismatch(clips)
+        if mismatch or self.sources is None:
+            return mismatch
+        for clip, packed in zip(clips, self.sources):
+            now = file_stamp(clip.wav)
+            if now is not None and list(now) != packed:
+                return f"{clip.wav} changed since it was packed"
+        return None
 
 
     def locate(self, clips: list[Clip]) -> np.ndarray:

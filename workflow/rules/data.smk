@@ -2,9 +2,11 @@
 # json datafiles -> packed stores (the fast data path) and sample weights. Every source leaves the same layout in
 # results/{dataset}/download: class_labels_indices.csv, the segment lists and audio/. The segment
 # lists and a folder's class list are inputs of the rules that read them: editing one re-runs what
-# it reaches, and nothing else (a download's official lists are fixed). The rules that find odd
-# files (missing, unreadable, unsupported clips) or odd labels send their messages to the log and,
-# with `2>&1 | tee {log} >&2`, to the terminal too (on a cluster, the job's output).
+# it reaches, and nothing else (a download's official lists are fixed). A folder's recordings are a
+# parameter of the rules that read them (their sizes and times): one replaced under its name re-runs
+# them too. The rules that find odd files (missing, unreadable, unsupported clips) or odd labels
+# send their messages to the log and, with `2>&1 | tee {log} >&2`, to the terminal too (on a
+# cluster, the job's output).
 
 
 rule synth:
@@ -57,6 +59,7 @@ rule split:
         split=lambda w: atdr_workflow.canonical(config["datasets"][w.dataset]["split"]),
         out=lambda w: atdr_workflow.data_dir(w.dataset),
         verify=verify_flag,
+        recordings=lambda w: atdr_workflow.recordings_stamp(config, w.dataset),  # only readable clips count
     threads: 8  # clips probed at once (I/O bound): only readable clips are split
     conda:
         "../../envs/atdr.yaml"
@@ -82,6 +85,7 @@ rule datafile:
     params:
         segments=datafile_segments,
         verify=verify_flag,
+        recordings=lambda w: atdr_workflow.recordings_stamp(config, w.dataset),  # a recording replaced: made again
     threads: 8  # clips probed at once (I/O bound)
     conda:
         "../../envs/atdr.yaml"

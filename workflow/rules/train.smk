@@ -1,7 +1,8 @@
 # Stage 3: one training job per (dataset, model, seed). The run config is written by its own rule
 # so that a changed setting re-runs exactly the runs it reaches. Training resumes from
 # checkpoints/last.pt (not a declared output, so Snakemake keeps it) after pre-emption or a restart;
-# with a changed run config, --force clears every output of the old run first.
+# with a changed run config or changed data (`atdr train` compares both), --force clears every
+# output of the old run first.
 
 
 rule run_config:
