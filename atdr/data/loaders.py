@@ -80,8 +80,9 @@ class PackedLoaders:
         """Batches of `clips` from the datafile's store, or from `store`, a larger datafile's that
         holds them (found there by audio file)."""
         packed = PackedStore(store or store_of(datafile))
-        dataset = PackedDataset(packed, clips, self.labels, self.skip_unreadable, packed.locate(clips) if store else None,
-                                wave_transform, self.pipeline.augment if sampler is not None else None)
+        dataset = PackedDataset(packed, clips, self.labels, self.skip_unreadable,
+                                packed.locate(clips) if store else None, wave_transform,
+                                mixup=self.pipeline.augment if sampler is not None else None)
         collate = collate_waves
         if self.in_workers:
             inputs = self.pipeline.train_inputs if sampler is not None else self.pipeline.eval_inputs
