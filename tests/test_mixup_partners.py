@@ -14,11 +14,11 @@ from scipy import stats
 from test_batch_features import torchaudio_kaldi
 
 from atdr.config import parse_config
+from atdr.data.audio import load_audio
 from atdr.data.datafile import Clip, write_datafile
 from atdr.data.features import get_frontend
 from atdr.data.labels import LabelSet
 from atdr.data.loaders import run_loaders
-from atdr.data.audio import load_audio
 from atdr.data.pack import PackedDataset, PackedStore, pack
 from atdr.data.pipeline import collate_waves
 from atdr.data.sampler import EpochSampler
@@ -60,7 +60,7 @@ def loaders(folder, loader: str, **augment):
 def training_batches(folder, clips, path, epochs: int, workers: int = 0):
     """The model inputs of `epochs` epochs of balanced sampling, and each row's own clip."""
     sampler = EpochSampler(CLIPS, WEIGHTS, seed=3)
-    loader = path.loader(folder / "train.json", clips, 8, sampler, num_workers=workers)
+    loader = path.loader(folder / "train.json", clips, 4, sampler, num_workers=workers)
     owns, xs, ys = [], [], []
     for epoch in range(1, epochs + 1):
         sampler.set_epoch(epoch)
