@@ -105,6 +105,10 @@ class AugmentConfig(_Section):
 
     mixup: float = Field(0.0, ge=0, le=1, description="probability of mixing a clip with a random partner")
     mixup_alpha: float = Field(10.0, gt=0, description="mixing weight ~ Beta(alpha, alpha)")
+    mixup_partner: Literal["dataset", "batch"] = Field(
+        "dataset", description="where the packed path draws a mixup partner from: dataset: uniformly from the whole "
+                               "training set, read by the data worker, as the original; batch: another clip of the batch "
+                               "(a permutation; the reference loader always draws from the dataset)")
     freqm: int = Field(0, ge=0, description="SpecAugment frequency mask bound (0 = off)")
     timem: int = Field(0, ge=0, description="SpecAugment time mask bound (0 = off)")
     noise: bool = Field(False, description="noise + random roll (Speech Commands)")
@@ -146,6 +150,9 @@ class TrainConfig(_Section):
     wa_start: int | None = Field(None, ge=1, description="first epoch of weight averaging (None = off)")
     wa_end: int | None = Field(None, ge=1, description="last epoch of weight averaging (None = last epoch)")
     num_workers: int = Field(2, ge=0, description="data loading processes")
+    threads: int | None = Field(
+        None, gt=0, description="torch threads of the training process (None: the CPUs of its job, from SLURM or its CPU "
+                                "affinity, less one per data worker; at least 1)")
     compile: bool = Field(False, description="torch.compile the training forward pass (speed; not bit-identical on resume)")
     channels_last: bool = Field(False, description="channels-last memory format for the CNNs (speed on GPU)")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: CUDA when available")
@@ -191,7 +198,8 @@ class RunConfig(_Section):
 
 
 # Keys that change how a run executes, not what it computes: they may differ on resume.
-RUNTIME_KEYS = {("train", "num_workers"), ("train", "device"), ("train", "log_every"), ("train", "eval_batch_size")}
+RUNTIME_KEYS = {("train", "num_workers"), ("train", "threads"), ("train", "device"), ("train", "log_every"),
+                ("train", "eval_batch_size")}
 
 
 def results_relevant(config: dict) -> dict:

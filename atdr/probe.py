@@ -47,7 +47,8 @@ class BestCheckpoint:
         self.device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model = bundle.build().to(self.device,
                                        memory_format=torch.channels_last if cfg.train.channels_last else None)
-        self.data = run_loaders(cfg, bundle.labels, get_frontend(bundle.frontend), (bundle.mean, bundle.std))
+        self.data = run_loaders(cfg, bundle.labels, get_frontend(bundle.frontend), (bundle.mean, bundle.std),
+                                self.device)
         if cfg.data.loader == "packed":
             ensure_packed(cfg.data.eval)
         self.clips = read_datafile(cfg.data.eval, bundle.labels, check_files=cfg.data.loader == "reference")

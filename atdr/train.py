@@ -58,6 +58,7 @@ from atdr.models import create
 from atdr.precision import resolve as resolve_precision
 from atdr.predict import Inputs, LossFn, Prediction, make_loss, predict
 from atdr.run import PREDICTIONS, EvalClip, write_prediction_clips
+from atdr.threads import set_torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +188,7 @@ def _run_data(cfg: RunConfig, world: World, device: torch.device, notes: Convers
     datafiles = d.datafiles
     clips = {name: read_datafile(file, labels, check_files=d.loader == "reference") for name, file in datafiles.items()}
     stores = {"train": d.train_store} if d.train_store else {}  # the others: each datafile's own
-    loaders = run_loaders(cfg, labels, frontend, norm)
+    loaders = run_loaders(cfg, labels, frontend, norm, device)
     weights = read_weights(d.weights, len(clips["train"])) if d.weights else None
     sampler = EpochSampler(len(clips["train"]), weights, t.seed, world.rank, world.size)
 
@@ -275,6 +276,7 @@ def _train(cfg: RunConfig, data_identity: dict[str, str], out: Path, world: Worl
     if t.batch_size % world.size:
         raise AtdrError(f"train.batch_size {t.batch_size} is not divisible by the {world.size} processes")
     torch.manual_seed(t.seed)
+    set_torch_threads(t.threads, t.num_workers)
 
     data = _run_data(cfg, world, device, notes)
     train_clips, scored, selection, sampler = data.train_clips, data.scored, data.selection, data.sampler

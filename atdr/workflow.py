@@ -407,6 +407,12 @@ def loader_workers(config: dict, threads: int) -> int:
     return max(threads // _processes_per_node(config) - 1, 0)
 
 
+def torch_threads(config: dict, threads: int) -> int:
+    """Torch threads per training process (`train.threads`): its share of the job's CPUs that its
+    data-loader workers leave (at least 1)."""
+    return max(threads // _processes_per_node(config) - loader_workers(config, threads), 1)
+
+
 def write_run_config(path: str, doc: dict) -> None:
     """Validate a run config document and write it as YAML (the train rule's input)."""
     parse_config(copy.deepcopy(doc), str(path))

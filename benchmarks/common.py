@@ -7,12 +7,15 @@ import os
 import platform
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
+import soundfile as sf
 import torch
 
 from atdr.atomic import atomic_path
-from atdr.data.datafile import read_datafile
+from atdr.data.audio import SAMPLE_RATE
+from atdr.data.datafile import read_datafile, write_datafile
 from atdr.data.labels import LabelSet
 from atdr.data.pack import PackedStore, pack
 from atdr.data.synth import synthesize
@@ -35,6 +38,36 @@ def best_seconds(fn: Callable[[], object], repeats: int = 3, sync: bool = False,
     return best
 
 
+def best_seconds_each(fns: dict[str, Callable[[], object]], repeats: int = 3,
+                      sync: bool = False) -> dict[str, tuple[float, float]]:
+    """For each function, the fewest wall-clock seconds and the fewest CPU seconds (this process
+    and its child processes: data workers) of `repeats` calls, timed in turns (one call of each
+    per round, after a warm-up round): a change of the machine's load reaches all of them alike,
+    and the CPU seconds hardly depend on it."""
+    for fn in fns.values():
+        fn()
+    best = dict.fromkeys(fns, (float("inf"), float("inf")))
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            cpu = cpu_seconds()
+            wall = best_seconds(fn, repeats=1, sync=sync, warm_up=False)
+            best[name] = min(best[name][0], wall), min(best[name][1], cpu_seconds() - cpu)
+    return best
+
+
+def cpu_seconds() -> float:
+    """CPU seconds used so far by this process and its live child processes (Linux's /proc)."""
+    total = sum(os.times()[:2])
+    for children in Path("/proc/self/task").glob("*/children"):
+        for pid in children.read_text().split():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # it has just ended
+                continue
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return total
+
+
 def machine() -> str:
     """What the numbers were measured on."""
     cpu = platform.processor() or platform.machine()
@@ -43,13 +76,23 @@ def machine() -> str:
     return f"{os.cpu_count()} CPU cores ({cpu}{load}), {torch.get_num_threads()} torch threads{gpu}"
 
 
-def synthetic_dataset(folder: str | Path, clips: int, seconds: float):
-    """`clips` synthetic training clips of `seconds` s, packed: (clips, labels, store)."""
+def synthetic_dataset(folder: str | Path, clips: int, seconds: float, audio_format: str = "wav"):
+    """`clips` synthetic training clips of `seconds` s, 16 kHz mono 16-bit in `wav` or `flac`
+    files, packed: (clips, labels, store)."""
     folder = Path(folder)
     synthesize(folder, n_train=clips, n_eval=1, seconds=seconds, progress=False)
     labels = LabelSet.read(folder / "class_labels_indices.csv")
-    pack(folder / "train.json", folder / "train.pack", progress=False)
-    return read_datafile(folder / "train.json", labels), labels, PackedStore(folder / "train.pack")
+    datafile = folder / "train.json"
+    if audio_format != "wav":
+        converted = []
+        for clip in read_datafile(datafile):
+            path = Path(clip.wav).with_suffix(f".{audio_format}")
+            sf.write(path, sf.read(clip.wav, dtype="int16")[0], SAMPLE_RATE, subtype="PCM_16")
+            converted.append(replace(clip, wav=str(path)))
+        datafile = folder / f"train_{audio_format}.json"
+        write_datafile(datafile, converted)
+    pack(datafile, folder / "train.pack", progress=False)
+    return read_datafile(datafile, labels), labels, PackedStore(folder / "train.pack")
 
 
 def write_csv(path: str | Path | None, rows: list[dict]) -> None:

@@ -5,8 +5,8 @@ augmentation and precision of the full-AudioSet runs; AST without its ImageNet w
 not change the cost), clips/s of a training step (forward, backward, Adam) at a small batch:
 
 - `step`: the data path excluded (a fixed input batch already on the device);
-- `data`: the data path alone (the packed loader with N workers, then `BatchPipeline.train` on
-  the device: mixup, features, SpecAugment, normalisation);
+- `data`: the data path alone (the packed loader with N workers, which mix each clip with its
+  partner, then `BatchPipeline.train` on the device: features, SpecAugment, normalisation);
 - `step+data`: both, one after the other, as the training loop runs them.
 
 A model is input-bound where `step+data` is far below `step` (the table says so when the data path
@@ -100,8 +100,8 @@ def rates(recipe: Recipe, args: argparse.Namespace, packed, device: torch.device
     model = recipe.model(device)
     step = make_step(model, resolve(recipe.precision, recipe.model_name, device).autocast())
     sampler = EpochSampler(len(clips), seed=0)
-    loader = DataLoader(PackedDataset(store, clips, labels), args.batch, sampler=sampler, num_workers=args.workers,
-                        collate_fn=collate_waves, persistent_workers=args.workers > 0, drop_last=True,
+    loader = DataLoader(PackedDataset(store, clips, labels, mixup=recipe.augment), args.batch, sampler=sampler,
+                        num_workers=args.workers, collate_fn=collate_waves, persistent_workers=args.workers > 0, drop_last=True,
                         pin_memory=device.type == "cuda")
     batches = data_batches(loader, sampler, BatchPipeline(recipe.frontend, recipe.target_length, recipe.norm,
                                                           recipe.augment), device)

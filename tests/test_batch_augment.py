@@ -71,7 +71,7 @@ def one_hot_batch(count: int, samples: int = 4000, seed: int = 0) -> WaveBatch:
 
 def test_mixup_mixes_labels_with_the_weights_of_the_waveforms():
     batch = one_hot_batch(16)
-    pipeline = BatchPipeline(get_frontend("kaldi128"), 30, None, AugmentConfig(mixup=1.0, mixup_alpha=10.0))
+    pipeline = BatchPipeline(get_frontend("kaldi128"), 30, None, AugmentConfig(mixup=1.0, mixup_alpha=10.0, mixup_partner="batch"))
     waves, targets = pipeline._mixup(batch.waves, batch.lengths, batch.targets, torch.Generator().manual_seed(1))
     torch.testing.assert_close(targets.sum(dim=1), torch.ones(16))  # lam + (1 - lam)
     partners = []
@@ -90,7 +90,7 @@ def test_mixup_mixes_labels_with_the_weights_of_the_waveforms():
 
 def test_mixup_rate_and_lambda_distribution():
     batch = one_hot_batch(32, samples=800)
-    pipeline = BatchPipeline(get_frontend("kaldi128"), 3, None, AugmentConfig(mixup=0.3, mixup_alpha=10.0))
+    pipeline = BatchPipeline(get_frontend("kaldi128"), 3, None, AugmentConfig(mixup=0.3, mixup_alpha=10.0, mixup_partner="batch"))
     mixed, lams = 0, []
     for seed in range(60):
         _, targets = pipeline._mixup(batch.waves, batch.lengths, batch.targets, torch.Generator().manual_seed(seed))
@@ -118,7 +118,7 @@ def test_noise_and_roll_rolls_each_example_by_its_own_shift():
 def test_training_batch_is_a_pure_function_of_the_generator():
     batch = one_hot_batch(8, samples=16000)
     pipeline = BatchPipeline(get_frontend("mel64"), 40, (-20.0, 30.0),
-                             AugmentConfig(mixup=0.5, freqm=12, timem=10, noise=True))
+                             AugmentConfig(mixup=0.5, mixup_partner="batch", freqm=12, timem=10, noise=True))
     a = pipeline.train(batch.waves, batch.lengths, batch.targets, batch.generator())
     b = pipeline.train(batch.waves, batch.lengths, batch.targets, batch.generator())
     c = pipeline.train(batch.waves, batch.lengths, batch.targets, torch.Generator().manual_seed(99))
@@ -157,7 +157,8 @@ def test_collate_pads_and_drops_unreadable_items():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 def test_training_batch_on_cuda_is_augmented_as_on_the_cpu():
     batch = one_hot_batch(8, samples=16000)
-    pipeline = BatchPipeline(get_frontend("kaldi128"), 100, (-5.0, 4.0), AugmentConfig(mixup=0.5, freqm=24, timem=20))
+    pipeline = BatchPipeline(get_frontend("kaldi128"), 100, (-5.0, 4.0),
+                             AugmentConfig(mixup=0.5, mixup_partner="batch", freqm=24, timem=20))
     cpu = pipeline.train(batch.waves, batch.lengths, batch.targets, batch.generator())
     gpu = pipeline.train(batch.waves.cuda(), batch.lengths, batch.targets.cuda(), batch.generator())
     torch.testing.assert_close(gpu[1].cpu(), cpu[1])

@@ -71,8 +71,8 @@ def test_mix_waveforms_formula():
     lam = 0.3
     a0 = a - a.mean()
     b0 = torch.cat([b - b.mean(), torch.zeros(2)])  # partner: mean removed, then zero-padded
-    expected = lam * a0 + (1 - lam) * b0
-    torch.testing.assert_close(mix_waveforms(a, b, lam), expected - expected.mean())
+    expected = lam * a0 + (1 - lam) * b0  # its mean is removed by the front-end, as the original removes it
+    torch.testing.assert_close(mix_waveforms(a, b, lam), expected)
     assert mix_waveforms(torch.ones(3), torch.arange(10.0), 0.5).shape == (3,)
 
 

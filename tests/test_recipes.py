@@ -53,7 +53,7 @@ def test_esc50_run_configs_are_run_esc_sh(fold):
         "labels": f"results/esc50_fold{fold}/download/class_labels_indices.csv", "weights": None,  # bal=none
         "frontend": "kaldi128", "target_length": 512, "mean": -6.6268077, "std": 5.358466, "task": "singlelabel", "loader": "packed",
     }  # fmt: skip
-    assert doc["augment"] == {"mixup": 0.0, "mixup_alpha": 10.0, "freqm": 24, "timem": 96}
+    assert doc["augment"] == {"mixup": 0.0, "mixup_alpha": 10.0, "mixup_partner": "dataset", "freqm": 24, "timem": 96}
     assert doc["optim"] == {"lr": 1e-5, "betas": [0.95, 0.999], "weight_decay": 5e-7, "warmup_steps": 0,
                             "milestones": ORIGINAL_DECAY, "gamma": 0.85}
     assert doc["train"] == {"epochs": 25, "batch_size": 48, "loss": "ce", "precision": "auto", "seed": 0}
@@ -82,7 +82,8 @@ def test_speechcommands_run_config_is_run_sc_sh():
         "labels": "results/speechcommands/download/class_labels_indices.csv", "weights": None,
         "frontend": "kaldi128", "target_length": 128, "mean": -6.845978, "std": 5.5654526, "task": "singlelabel", "loader": "packed",
     }  # fmt: skip
-    assert doc["augment"] == {"mixup": 0.6, "mixup_alpha": 10.0, "freqm": 48, "timem": 48, "noise": True}
+    assert doc["augment"] == {"mixup": 0.6, "mixup_alpha": 10.0, "mixup_partner": "dataset", "freqm": 48, "timem": 48,
+                              "noise": True}
     assert doc["optim"] == {"lr": 2.5e-4, "betas": [0.95, 0.999], "weight_decay": 5e-7, "warmup_steps": 0,
                             "milestones": ORIGINAL_DECAY, "gamma": 0.85}
     assert doc["train"] == {"epochs": 30, "batch_size": 128, "loss": "bce", "precision": "auto", "seed": 0}

@@ -2,7 +2,7 @@
 
 The config's sections (see config/README.md): model (name, params), data (datafiles, labels,
 weights, front-end, norm stats), augment (mixup, freqm, timem, noise), optim (lr, warm-up,
-milestones) and train (epochs, batch size, seed, workers). Override any key with
+milestones) and train (epochs, batch size, seed, workers, threads). Override any key with
 --set section.key=value. The resolved config is saved as OUT/config.yaml.
 
 Interrupting is safe: SIGTERM (pre-emption) or Ctrl-C saves OUT/checkpoints/last.pt and exits

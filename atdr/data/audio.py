@@ -16,6 +16,7 @@ from atdr.data.notes import AudioConversionWarning
 from atdr.errors import AtdrError
 
 SAMPLE_RATE = 16000
+PCM_SCALE = 32768.0  # int16 -> [-1, 1), as soundfile reads 16-bit audio
 # What soundfile's libsndfile (1.2.2 in the soundfile 0.14 wheel) decodes, by file extension.
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".caf", ".w64")
 
@@ -62,6 +63,14 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, resample: bool 
         warnings.warn(f"resampling clips from {sr} Hz to {sample_rate} Hz", AudioConversionWarning, stacklevel=2)
         wave = torchaudio.functional.resample(wave, sr, sample_rate)
     return wave
+
+
+def as_float(wave: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """int16 PCM -> float32 in [-1, 1), exactly the values soundfile reads, in one pass (into
+    `out` when given); a float tensor stays as it is (copied into `out`)."""
+    if wave.dtype == torch.int16:
+        return torch.mul(wave, 1 / PCM_SCALE, out=out)
+    return wave.float() if out is None else out.copy_(wave)
 
 
 @dataclass(frozen=True)

@@ -18,19 +18,22 @@ from atdr.data.features import centre
 def mix(waves: torch.Tensor, partners: torch.Tensor, lam: torch.Tensor, lengths: torch.Tensor | None = None,
         partner_lengths: torch.Tensor | None = None) -> torch.Tensor:
     """Mix each clip with its partner as the original loader: `lam·first + (1-lam)·second`, each
-    with its mean removed first, the partner zero-padded or cropped to the clip's length, and the
-    mix's mean removed.
+    with its mean removed first, the partner zero-padded or cropped to the clip's length. The
+    original then removes the mix's mean before its features; here the front-end does
+    (`FrontEnd.batch`, with the same operation on the same values), so it is not done twice.
 
     `waves [B, S]`, `partners [B, S']` with their `lengths` (default: full rows), `lam [B]`.
     Returns `[B, S]`, zero after each clip's length.
     """
     count, width = waves.shape
     lengths = torch.full((count,), width) if lengths is None else torch.as_tensor(lengths).cpu()
-    first, second = centre(waves, lengths), centre(partners, partner_lengths)
-    second = torch.nn.functional.pad(second[:, :width], (0, max(0, width - second.shape[1])))
-    second = second.masked_fill((torch.arange(width) >= lengths[:, None]).to(second.device), 0.0)
+    first, second = centre(waves, lengths), centre(partners, partner_lengths)  # new tensors, changed in place below
+    if second.shape[1] != width:
+        second = torch.nn.functional.pad(second[:, :width], (0, max(0, width - second.shape[1])))
+    if bool((lengths < width).any()):
+        second.masked_fill_((torch.arange(width) >= lengths[:, None]).to(second.device), 0.0)
     lam = lam.to(waves)[:, None]
-    return centre(lam * first + (1.0 - lam) * second, lengths)
+    return first.mul_(lam).add_(second.mul_(1.0 - lam))
 
 
 def mix_waveforms(first: torch.Tensor, second: torch.Tensor, lam: float) -> torch.Tensor:
@@ -41,28 +44,33 @@ def mix_waveforms(first: torch.Tensor, second: torch.Tensor, lam: float) -> torc
 def mask_bands(features: torch.Tensor, freqm: int, timem: int, generator: torch.Generator,
                value: float = 0.0) -> torch.Tensor:
     """SpecAugment on `[B, time, freq]`: per example one frequency band (width uniform below
-    `freqm`) and one time band (width uniform below `timem`) set to `value`.
+    `freqm`) and one time band (width uniform below `timem`) set to `value`, in a new tensor.
 
     torchaudio's `FrequencyMasking` then `TimeMasking` (`mask_along_axis_iid`), drawing the same
     numbers in the same order: for a batch of one, `torch.manual_seed(s)` with torchaudio and a
     generator seeded with `s` here give the same masks.
     """
+    return mask_bands_(features.clone(), freqm, timem, generator, value)
+
+
+def mask_bands_(features: torch.Tensor, freqm: int, timem: int, generator: torch.Generator,
+                value: float = 0.0) -> torch.Tensor:
+    """`mask_bands` in place: only the bands are written."""
     if freqm <= 0 and timem <= 0:
         return features
     count = features.shape[0]
     bands = {}
     for axis, bound in ((2, freqm), (1, timem)):
-        size = features.shape[axis]
         if bound <= 0:
-            bands[axis] = torch.zeros(count, size, dtype=torch.bool)
+            bands[axis] = [(0, 0)] * count
             continue
         width = torch.rand(count, generator=generator) * bound
-        start = torch.rand(count, generator=generator) * (size - width)
-        first, end = start.long(), start.long() + width.long()
-        position = torch.arange(size)
-        bands[axis] = (position >= first[:, None]) & (position < end[:, None])
-    freq, time = bands[2].to(features.device), bands[1].to(features.device)
-    return features.masked_fill(freq[:, None, :] | time[:, :, None], value)
+        start = torch.rand(count, generator=generator) * (features.shape[axis] - width)
+        bands[axis] = list(zip(start.long().tolist(), (start.long() + width.long()).tolist()))
+    for row, (f0, f1), (t0, t1) in zip(features, bands[2], bands[1]):
+        row[:, f0:f1] = value
+        row[t0:t1] = value
+    return features
 
 
 def spec_augment(features: torch.Tensor, freqm: int, timem: int, seed: int) -> torch.Tensor:

@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from atdr.config import AugmentConfig
-from atdr.data.audio import load_audio
+from atdr.data.audio import as_float, load_audio
 from atdr.data.augment import mix_waveforms, noise_and_roll, spec_augment
 from atdr.data.datafile import Clip
 from atdr.data.features import FrontEnd, pad_or_crop
@@ -29,6 +29,32 @@ class Waves(Protocol):
 
     def wave(self, index: int) -> torch.Tensor | None:
         """Clip `index`, or `None` where it cannot be read (skipped)."""
+
+
+class LabelledWaves(Waves, Protocol):
+    """`Waves` with their clips and class list (`AudioDataset`, `PackedDataset`)."""
+
+    clips: list[Clip]
+    labels: LabelSet
+
+
+def mixup_from_dataset(dataset: LabelledWaves, wave: torch.Tensor, target: np.ndarray, rng: np.random.Generator,
+                       augment: AugmentConfig) -> tuple[torch.Tensor, np.ndarray]:
+    """The original loader's mixup of one training item: with probability `augment.mixup` it is
+    mixed with a partner drawn uniformly from the whole dataset (under balanced sampling too, as
+    the original's `--bal bal`), whose waveform is read for it; λ ~ Beta(α, α) weighs both
+    waveforms (`mix_waveforms`) and both label vectors. Unchanged when not drawn or when the
+    partner cannot be read; draws nothing from `rng` when `augment.mixup` is 0. `wave`: float, or
+    int16 PCM (a packed store's), made float when mixed."""
+    if augment.mixup <= 0 or rng.random() >= augment.mixup:
+        return wave, target
+    partner = int(rng.integers(len(dataset)))
+    lam = float(rng.beta(augment.mixup_alpha, augment.mixup_alpha))
+    other = dataset.wave(partner)
+    if other is None:
+        return wave, target
+    other_target = dataset.labels.encode(dataset.clips[partner].labels)
+    return mix_waveforms(as_float(wave), other, lam), lam * target + (1.0 - lam) * other_target
 
 
 # A change of a clip's waveform (robustness probing: `atdr.data.perturb`): `(wave, index, set)`,
@@ -92,15 +118,7 @@ class AudioDataset(Dataset):
             wave = self.wave_transform(wave, index, self)
         target = self.labels.encode(self.clips[index].labels)
         aug, rng = (self.augment, np.random.default_rng(seed)) if seed is not None else (AugmentConfig(), None)
-
-        if aug.mixup > 0 and rng.random() < aug.mixup:
-            partner = int(rng.integers(len(self.clips)))
-            lam = float(rng.beta(aug.mixup_alpha, aug.mixup_alpha))
-            other = self.wave(partner)
-            if other is not None:
-                wave = mix_waveforms(wave, other, lam)
-                target = lam * target + (1.0 - lam) * self.labels.encode(self.clips[partner].labels)
-
+        wave, target = mixup_from_dataset(self, wave, target, rng, aug)
         features = pad_or_crop(self.frontend(wave), self.target_length)
         if seed is not None:
             features = spec_augment(features, aug.freqm, aug.timem, seed)

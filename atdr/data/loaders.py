@@ -3,10 +3,12 @@
 - `ReferenceLoaders` (`data.loader: reference`): the original loader's way, one clip at a time
   in the data workers: decode, resample, features, augmentation, normalisation
   (`atdr.data.dataset.AudioDataset`). The reference the fast path is checked against.
-- `PackedLoaders` (`data.loader: packed`, the default): the workers only read 16 kHz waveforms
-  from a packed store (`atdr pack`: one memory-mapped file per datafile, `<stem>.pack` beside
-  it); mixup, features, SpecAugment and normalisation run once per batch where the model is
-  (`atdr.data.pipeline.BatchPipeline`). Without augmentation both paths give the same features.
+- `PackedLoaders` (`data.loader: packed`, the default): the workers read 16 kHz waveforms from a
+  packed store (`atdr pack`: one memory-mapped file per datafile, `<stem>.pack` beside it) and mix
+  training clips with partners read from it; features, SpecAugment and normalisation run once per
+  batch (`atdr.data.pipeline.BatchPipeline`): on the GPU in the training process, or, for a model
+  on the CPU, in the data workers, whose cores would otherwise idle while the training process
+  needs its own for the steps. Without augmentation both paths give the same features.
 
 The training loop chooses one at set-up (`run_loaders`) and then only calls `loader`,
 `train_inputs` and `eval_inputs`; robustness probing and the cost analysis score a run's eval set
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -30,7 +33,7 @@ from atdr.data.dataset import AudioDataset, WaveTransform, batch_loader, referen
 from atdr.data.features import FrontEnd
 from atdr.data.labels import LabelSet
 from atdr.data.pack import PackedDataset, PackedStore, pack
-from atdr.data.pipeline import BatchPipeline, WaveBatch, collate_waves
+from atdr.data.pipeline import BatchPipeline, WaveBatch, collate_inputs, collate_waves
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +67,13 @@ class ReferenceLoaders:
 
 @dataclass(frozen=True)
 class PackedLoaders:
-    """Waveforms read from packed stores; features and augmentation per batch on the device."""
+    """Waveforms read from packed stores; features and augmentation per batch, on the device, or
+    in the data workers (`in_workers`, for a model on the CPU)."""
 
     labels: LabelSet
     pipeline: BatchPipeline
     skip_unreadable: bool
+    in_workers: bool
 
     def loader(self, datafile: Path, clips: list[Clip], batch_size: int, sampler: Sampler | None = None,
                store: Path | None = None, wave_transform: WaveTransform | None = None, **kwargs) -> DataLoader:
@@ -76,27 +81,34 @@ class PackedLoaders:
         holds them (found there by audio file)."""
         packed = PackedStore(store or store_of(datafile))
         dataset = PackedDataset(packed, clips, self.labels, self.skip_unreadable,
-                                packed.locate(clips) if store else None, wave_transform)
-        return batch_loader(dataset, batch_size, collate_fn=collate_waves, sampler=sampler, **kwargs)
+                                packed.locate(clips) if store else None, wave_transform,
+                                mixup=self.pipeline.augment if sampler is not None else None)
+        collate = collate_waves
+        if self.in_workers:
+            inputs = self.pipeline.train_inputs if sampler is not None else self.pipeline.eval_inputs
+            collate = partial(collate_inputs, inputs=inputs)
+        return batch_loader(dataset, batch_size, collate_fn=collate, sampler=sampler, **kwargs)
 
-    def train_inputs(self, batch: WaveBatch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.pipeline.train(batch.waves.to(device, non_blocking=True), batch.lengths,
-                                   batch.targets.to(device, non_blocking=True), batch.generator())
+    def train_inputs(self, batch: WaveBatch | tuple[torch.Tensor, torch.Tensor],
+                     device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        return reference_inputs(batch, device) if self.in_workers else self.pipeline.train_inputs(batch, device)
 
-    def eval_inputs(self, batch: WaveBatch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        return (self.pipeline.eval(batch.waves.to(device, non_blocking=True), batch.lengths),
-                batch.targets.to(device, non_blocking=True))
+    def eval_inputs(self, batch: WaveBatch | tuple[torch.Tensor, torch.Tensor],
+                    device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        return reference_inputs(batch, device) if self.in_workers else self.pipeline.eval_inputs(batch, device)
 
 
 Loaders = ReferenceLoaders | PackedLoaders
 
 
-def run_loaders(cfg: RunConfig, labels: LabelSet, frontend: FrontEnd, norm: tuple[float, float]) -> Loaders:
-    """The data path of a run config (`data.loader`) with its augmentation and normalisation."""
+def run_loaders(cfg: RunConfig, labels: LabelSet, frontend: FrontEnd, norm: tuple[float, float],
+                device: torch.device) -> Loaders:
+    """The data path of a run config (`data.loader`) with its augmentation and normalisation, for
+    a model on `device`."""
     d = cfg.data
     if d.loader == "packed":
         return PackedLoaders(labels, BatchPipeline(frontend, d.target_length, norm, cfg.augment),
-                             cfg.train.skip_unreadable)
+                             cfg.train.skip_unreadable, in_workers=device.type == "cpu")
     return ReferenceLoaders(labels, frontend, d.target_length, norm, cfg.augment, cfg.train.skip_unreadable)
 
 

@@ -51,11 +51,11 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from atdr.atomic import atomic_path, writing_to
-from atdr.data.audio import SAMPLE_RATE, AudioConversionWarning, file_stamp, load_audio
+from atdr.config import AugmentConfig
+from atdr.data.audio import SAMPLE_RATE, AudioConversionWarning, as_float, file_stamp, load_audio
 from atdr.data.datafile import Clip, read_datafile
-from atdr.data.dataset import WaveTransform
+from atdr.data.dataset import WaveTransform, mixup_from_dataset
 from atdr.data.labels import LabelSet
-from atdr.data.pipeline import PCM_SCALE
 from atdr.errors import AtdrError
 
 log = logging.getLogger(__name__)
@@ -298,8 +298,10 @@ class PackedStore:
         return {**self.__dict__, "_map": None, "_pid": None}
 
     def _data(self) -> np.ndarray:
+        # Copy-on-write: a clip is handed out as a view of the mapping, not copied; writing to it
+        # would change this process's copy of the page, never the file.
         if self._pid != os.getpid():
-            self._map, self._pid = np.memmap(self.path, dtype=np.uint8, mode="r"), os.getpid()
+            self._map, self._pid = np.memmap(self.path, dtype=np.uint8, mode="c"), os.getpid()
         return self._map
 
     def read(self, index: int) -> np.ndarray | None:
@@ -314,7 +316,7 @@ class PackedStore:
                             "corrupt; copy or pack it again")
         if self.codec == "flac":
             return sf.read(io.BytesIO(data), dtype="int16")[0]
-        return np.frombuffer(data, dtype="<i2").copy()
+        return data.view("<i2")
 
     def verify(self, progress: bool = True) -> int:
         """Check every clip's checksum (raises `AtdrError` at the first bad one); clips checked."""
@@ -387,10 +389,14 @@ class PackedDataset(Dataset):
     The store is the datafile's own (checked), or, with `positions` (`PackedStore.locate`), one
     holding these clips among others. `wave_transform(wave, index, dataset)`, if given, changes
     each clip's waveform, then float in [-1, 1) (robustness probing: `atdr.data.perturb`).
+    With `mixup` (with `mixup > 0` and `mixup_partner: dataset`), training items are mixed as the
+    original's, with a partner read from the store, drawn from the whole dataset by the item's
+    seed (`mixup_from_dataset`, the reference dataset's own draw); a mixed clip is float.
     """
 
     def __init__(self, store: PackedStore, clips: list[Clip], labels: LabelSet, skip_unreadable: bool = True,
-                 positions: np.ndarray | None = None, wave_transform: WaveTransform | None = None) -> None:
+                 positions: np.ndarray | None = None, wave_transform: WaveTransform | None = None,
+                 mixup: AugmentConfig | None = None) -> None:
         if positions is None:
             store.check_matches(clips)
         elif len(positions) != len(clips):
@@ -401,6 +407,7 @@ class PackedDataset(Dataset):
         self.skip_unreadable = skip_unreadable
         self.positions = positions
         self.wave_transform = wave_transform
+        self.mixup = mixup if mixup is not None and mixup.mixup > 0 and mixup.mixup_partner == "dataset" else None
         self._reported: set[int] = set()
 
     def __len__(self) -> int:
@@ -420,16 +427,17 @@ class PackedDataset(Dataset):
     def wave(self, index: int) -> torch.Tensor | None:
         """Clip `index` as float samples in [-1, 1) (`None`: it could not be decoded)."""
         wave = self._read(index)
-        return None if wave is None else torch.from_numpy(wave).float().div_(PCM_SCALE)
+        return None if wave is None else as_float(torch.from_numpy(wave))
 
     def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, int] | None:
         index, seed = key if isinstance(key, tuple) else (key, 0)
-        if self.wave_transform is None:
-            wave = self._read(index)
-            wave = None if wave is None else torch.from_numpy(wave)
-        else:
-            wave = self.wave(index)
-            wave = None if wave is None else self.wave_transform(wave, index, self)
+        wave = self._read(index)
         if wave is None:
             return None
-        return wave, torch.from_numpy(self.labels.encode(self.clips[index].labels)), seed
+        wave = torch.from_numpy(wave)
+        if self.wave_transform is not None:
+            wave = self.wave_transform(as_float(wave), index, self)
+        target = self.labels.encode(self.clips[index].labels)
+        if self.mixup is not None and isinstance(key, tuple):
+            wave, target = mixup_from_dataset(self, wave, target, np.random.default_rng(seed), self.mixup)
+        return wave, torch.from_numpy(target), seed

@@ -32,6 +32,7 @@ rule train:
         out=run_path,
         gpus=config["gpus_per_run"],
         workers=lambda w, threads: atdr_workflow.loader_workers(config, threads),
+        torch_threads=lambda w, threads: atdr_workflow.torch_threads(config, threads),
     threads: 8
     resources:
         mem_mb=32000,
@@ -49,4 +50,4 @@ rule train:
     # replace this log), is appended to the run folder's train.log.
     shell:
         "exec python -m atdr train --config {input.config} --out {params.out} --gpus {params.gpus} --restarts 3"
-        " --set train.num_workers={params.workers} --force 2> {log}"
+        " --set train.num_workers={params.workers} --set train.threads={params.torch_threads} --force 2> {log}"
