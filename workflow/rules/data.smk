@@ -78,6 +78,8 @@ rule datafile:
         segments=datafile_segments,
         verify=lambda w: "--verify" if config["datasets"][w.dataset]["verify"] else "",
     threads: 8  # clips probed at once (I/O bound)
+    resources:
+        mem_mb=4000,  # two million clips' entries (AudioSet); explicit, so that its group job asks for it
     conda:
         "../../envs/atdr.yaml"
     log:
