@@ -17,8 +17,12 @@ import subprocess
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from atdr.errors import AtdrError
+
+if TYPE_CHECKING:
+    from snakemake.dag import DAG
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +227,7 @@ def request_of(name: str, resources: Mapping[str, object], threads: int, *, grou
     return Request(name, group, str(partition) if partition else None, nodes, cpus, mem, gpus, number("runtime"))
 
 
-def submitted_jobs(dag) -> list[Request]:
+def submitted_jobs(dag: DAG) -> list[Request]:
     """What the snakemake SLURM executor submits for the jobs of a Snakemake DAG still to run: a
     job for each step of a rule that is not local, and one for each group of steps, sized as
     Snakemake sizes it (`GroupResources.basic_layered`): the steps it runs side by side add up
