@@ -1,6 +1,6 @@
 """What atdr needs from SLURM: the job a process runs in (and requeueing it after a pre-emption),
 launching one training run over the nodes of an allocation (one `srun` task per DDP process), and
-the sizes of the nodes (`sinfo`), to warn about jobs that would never start.
+the sizes of the nodes (`sinfo`), to stop a workflow whose jobs would never start.
 
 It runs SLURM's own commands (`scontrol`, `srun`, `sinfo`) and reads the environment SLURM gives a
 job; outside SLURM nothing here is called.
@@ -17,8 +17,12 @@ import subprocess
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from atdr.errors import AtdrError
+
+if TYPE_CHECKING:
+    from snakemake.dag import DAG
 
 log = logging.getLogger(__name__)
 
@@ -129,9 +133,11 @@ class NodeSize:
 
 @dataclass(frozen=True)
 class Request:
-    """What one job asks SLURM for, per node."""
+    """What one job asks SLURM for, per node: the job of a rule, or a group job (the steps of
+    several rules in one job)."""
 
-    rule: str
+    name: str  # the rule, or the group
+    group: bool
     partition: str | None  # None: the default partition
     nodes: int
     cpus: int
@@ -139,11 +145,23 @@ class Request:
     gpus: int
     runtime_min: float
 
+    @property
+    def job(self) -> str:
+        return f"group {self.name}" if self.group else f"rule {self.name}"
+
     def describe(self) -> str:
         parts = [f"{self.cpus} CPUs", f"{self.mem_mb} MB"] + ([f"{self.gpus} GPUs"] if self.gpus else [])
         per_node = f" per node on {self.nodes} nodes" if self.nodes > 1 else ""
         runtime = f" for {self.runtime_min:g} min" if self.runtime_min else ""
         return ", ".join(parts) + per_node + runtime
+
+    def fix(self) -> str:
+        """How to lower the request on the command line."""
+        if self.group:
+            return ("Lower it with --cores N and --resources mem_mb=MB (a group job runs its steps side by side "
+                    "within them), --set-resources RULE:runtime=MIN for its steps, or choose another partition")
+        return (f"Lower it with --cores N (every job's CPUs) or --set-threads {self.name}=N, --set-resources "
+                f"{self.name}:mem_mb=MB {self.name}:runtime=MIN, or choose another partition")
 
 
 SINFO_FORMAT = "%N|%P|%c|%m|%G|%l"
@@ -192,7 +210,7 @@ def node_sizes() -> list[NodeSize] | None:
     return parse_sinfo(result.stdout) if result.returncode == 0 else None
 
 
-def request_of(rule: str, resources: Mapping[str, object], threads: int) -> Request:
+def request_of(name: str, resources: Mapping[str, object], threads: int, *, group: bool = False) -> Request:
     """A job's request as the snakemake SLURM executor submits it (sbatch options from resources)."""
 
     def number(key: str) -> int:
@@ -206,7 +224,31 @@ def request_of(rule: str, resources: Mapping[str, object], threads: int) -> Requ
     gpus = _gpus(gres) if isinstance(gres, str) else 0
     gpus = gpus or math.ceil(max(number("gpu"), number("gpus")) / nodes)
     partition = resources.get("slurm_partition")
-    return Request(rule, str(partition) if partition else None, nodes, cpus, mem, gpus, number("runtime"))
+    return Request(name, group, str(partition) if partition else None, nodes, cpus, mem, gpus, number("runtime"))
+
+
+def submitted_jobs(dag: DAG) -> list[Request]:
+    """What the snakemake SLURM executor submits for the jobs of a Snakemake DAG still to run: a
+    job for each step of a rule that is not local, and one for each group of steps, sized as
+    Snakemake sizes it (`GroupResources.basic_layered`): the steps it runs side by side add up
+    within the workflow's --cores and --resources, the time limits of those it runs one after
+    another add up."""
+    from snakemake.resources import GroupResources
+
+    requests, groups = [], set()
+    for job in dag.needrun_jobs():
+        group = dag.get_job_group(job)
+        if group is None:
+            if not job.is_local:
+                requests.append(request_of(job.rule.name, job.resources, job.threads))
+        elif group not in groups:
+            groups.add(group)
+            # GroupJob.resources, not read from it: it keeps what it computes first, and a step whose input
+            # does not exist yet counts without its input-sized memory now, with it at submission
+            resources = GroupResources.basic_layered(group.toposorted, constraints=dag.workflow.global_resources,
+                                                     run_local=False, additive_resources=["runtime"], sortby=["runtime"])
+            requests.append(request_of(group.groupid, resources, resources["_cores"], group=True))
+    return requests
 
 
 def unmet(request: Request, nodes: list[NodeSize]) -> str | None:
@@ -215,7 +257,7 @@ def unmet(request: Request, nodes: list[NodeSize]) -> str | None:
     rows = [n for n in nodes if (n.partition == request.partition if request.partition else n.default)]
     where = f"partition {request.partition}" if request.partition else "the default partition"
     if not rows:
-        return f"rule {request.rule}: {where} does not exist (sinfo lists {', '.join(sorted({n.partition for n in nodes}))})"
+        return f"{request.job}: {where} does not exist (sinfo lists {', '.join(sorted({n.partition for n in nodes}))})"
     fit = [n for n in rows if n.cpus >= request.cpus and n.mem_mb >= request.mem_mb and n.gpus >= request.gpus
            and n.time_limit_min >= request.runtime_min]
     if len({n.name for n in fit}) >= request.nodes:
@@ -223,24 +265,15 @@ def unmet(request: Request, nodes: list[NodeSize]) -> str | None:
     limit = max(n.time_limit_min for n in rows)
     largest = (f"{max(n.cpus for n in rows)} CPUs, {max(n.mem_mb for n in rows)} MB, {max(n.gpus for n in rows)} GPUs"
                f" and {'no time limit' if limit == math.inf else f'a time limit of {limit:g} min'}")
-    return (f"rule {request.rule} asks for {request.describe()}, but no{' set of' if request.nodes > 1 else ''} node "
+    return (f"{request.job} asks for {request.describe()}, but no{' set of' if request.nodes > 1 else ''} node "
             f"of {where} offers that (at most {largest}; {len({n.name for n in fit})} nodes fit): its jobs would "
-            f"wait forever. Lower the request with --set-threads {request.rule}=N and --set-resources "
-            f"{request.rule}:mem_mb=MB {request.rule}:runtime=MIN, or choose another partition")
+            f"wait forever. {request.fix()}")
 
 
-def check_requests(jobs: Iterable[tuple[str, Mapping[str, object], int]]) -> list[str]:
-    """One warning per rule whose jobs no node could run; `jobs` are (rule, resources, threads)."""
+def check_requests(requests: Iterable[Request]) -> list[str]:
+    """One line for each request that no node of the cluster (`sinfo`) could run."""
     nodes = node_sizes()
     if not nodes:
         return []
-    warnings, seen = [], set()
-    for rule, resources, threads in jobs:
-        request = request_of(rule, resources, threads)
-        if request in seen:
-            continue
-        seen.add(request)
-        message = unmet(request, nodes)
-        if message and message not in warnings:
-            warnings.append(message)
-    return warnings
+    messages = (unmet(request, nodes) for request in dict.fromkeys(requests))
+    return [message for message in dict.fromkeys(messages) if message]

@@ -1,10 +1,14 @@
 """The cost of SLURM: the same workflow run locally (baseline) and through the SLURM profile on the
-one-node test cluster (tests/cluster/slurm_cluster.py), as wall-clock times and their ratio.
+one-node test cluster (tests/cluster/slurm_cluster.py), as wall-clock times and their ratio, each
+with the machine's load while it ran (the 1-minute load average, sampled every 10 s).
 
 Needs root (the test cluster). The SLURM run uses the README's command for clusters without
-accounting; the local run `snakemake --cores all`. Both start from an empty folder.
+accounting; the local run `snakemake --cores all`. Each starts from an empty folder. The test
+cluster declares a node of 32 CPUs whatever the machine has: `--sized` also runs the SLURM command
+with its jobs sized to this machine (`--cores` = its CPUs, as the README says for small nodes),
+so that the training jobs do not start 8 CPUs' worth of threads and data-loader workers each.
 
-    sudo .venv/bin/python benchmarks/slurm_overhead.py [--config config/config.yaml | --small]
+    sudo .venv/bin/python benchmarks/slurm_overhead.py [--config config/config.yaml | --small] [--sized]
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import shlex
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -30,36 +35,55 @@ def readme_command(partition: str) -> list[str]:
     raise SystemExit("README.md has no SLURM command for clusters without accounting")
 
 
-def timed(cmd: list[str]) -> float:
+def timed(cmd: list[str]) -> tuple[float, float]:
+    """Wall-clock seconds of `cmd` and the mean load average while it ran."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}  # jobs' python
+    loads, done = [], threading.Event()
+
+    def sample() -> None:
+        while not done.wait(10):
+            loads.append(os.getloadavg()[0])
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     start = time.perf_counter()
     result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - start
+    done.set()
     if result.returncode != 0:
         raise SystemExit(f"{shlex.join(cmd)} failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
-    return time.perf_counter() - start
+    return seconds, sum(loads) / len(loads) if loads else os.getloadavg()[0]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=ROOT / "config" / "config.yaml")
     parser.add_argument("--small", action="store_true", help="the tests' small config instead of --config")
+    parser.add_argument("--sized", action="store_true", help="also run the SLURM command with --cores = this machine's CPUs")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as local, tempfile.TemporaryDirectory() as remote:
-        path = slurm_cluster.small_config(Path(local) / "small.yaml") if args.small else args.config.resolve()
+    with tempfile.TemporaryDirectory() as work:
+        work = Path(work)
+        path = slurm_cluster.small_config(work / "small.yaml") if args.small else args.config.resolve()
         config = ["--configfile", str(path)]
-        local_s = timed([sys.executable, "-m", "snakemake", "--cores", "all", "--directory", local, *config])
-        print(f"local (--cores all):       {local_s:7.0f} s")
+        local_s, load = timed([sys.executable, "-m", "snakemake", "--cores", "all", "--directory", str(work / "local"),
+                               *config])
+        print(f"local (--cores all):                 {local_s:6.0f} s   load {load:4.1f}", flush=True)
         running = slurm_cluster.running()
         cluster = running or slurm_cluster.up()
+        variants = [("SLURM, the README's command", "slurm", [])]
+        if args.sized:
+            variants.append((f"SLURM, with --cores {os.cpu_count()}", "slurm-sized", ["--cores", str(os.cpu_count())]))
         try:
-            before = len(cluster.job_records())
-            slurm_s = timed([sys.executable, "-m", *readme_command(cluster.partition), "--directory", remote, *config])
-            jobs = len(cluster.job_records()) - before
+            for name, folder, extra in variants:
+                before = len(cluster.job_records())
+                seconds, load = timed([sys.executable, "-m", *readme_command(cluster.partition), *extra,
+                                       "--directory", str(work / folder), *config])
+                jobs = len(cluster.job_records()) - before
+                print(f"{name + f' ({jobs} jobs)':36} {seconds:6.0f} s   load {load:4.1f}   "
+                      f"{seconds / local_s:4.2f} x local", flush=True)
         finally:
             if not running:
                 cluster.stop()
-    print(f"SLURM ({jobs} jobs):            {slurm_s:7.0f} s")
-    print(f"ratio SLURM / local:       {slurm_s / local_s:7.2f}")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """The workflow on a real one-node SLURM cluster (tests/cluster/slurm_cluster.py): the README's
-command, GPUs asked for and given, pre-emption and requeue, DDP over the allocation, failures
-that are not retried, requests no node can meet. Skipped, with the reason, where the cluster
+command, what its jobs ask for (the README's table) and their kept logs, GPUs asked for and
+given, pre-emption and requeue, DDP over the allocation, failures that are not retried, requests
+no node can meet. Skipped, with the reason, where the cluster
 cannot run (not root, no packages); in CI (`ATDR_REQUIRE_SLURM`, set by .ci/run) that fails.
 
 The tests share one workflow folder. First the README's command runs the workflow to the end;
 then two workflows run at once in that folder, re-training single runs (one pre-empted three
-times beside one that fails for good; one over two processes); last, a request no node meets."""
+times beside one that fails for good; one over two processes); last, a request no node meets
+stops a workflow before it submits anything."""
 
 from __future__ import annotations
 
@@ -16,7 +18,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +29,7 @@ import psutil
 import pytest
 import yaml
 
-from atdr.slurm import job_fields
+from atdr.slurm import _minutes, job_fields
 from conftest import train_attempts
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,13 +110,42 @@ def finished(cluster, tmp_path_factory) -> Finished:
     return Finished(workdir, output, cluster.job_records()[before:])
 
 
+def table_row(job: dict[str, str]) -> slurm_cluster.TableRow:
+    """The row of the README's job table for a SLURM job of the workflow, from the executor's
+    comment: rule_<rule>_wildcards_<values> for a rule's job, rule_<group>_<its rules> for a group's."""
+    name = re.fullmatch(r"rule_(.+?)(?:_wildcards_.*)?", job["Comment"])[1]
+    rows = [row for row in slurm_cluster.readme_job_table(ROOT / "README.md") if name == row.job or (
+        name.startswith(f"{row.job}_") and set(name[len(row.job) + 1:].split("_")) <= {
+            word for step in row.steps for word in step.split("_")})]
+    assert len(rows) == 1, (name, rows)
+    return rows[0]
+
+
 def test_readme_command_runs_the_workflow_to_the_comparison(finished):
     table = pd.read_csv(finished.workdir / "results" / "comparison" / "tiny" / "table.csv")
     assert set(table.model) == {"linear", "transformer", "pair"}
     assert (finished.workdir / "results" / "comparison" / "tiny" / "mAP_by_model.png").stat().st_size > 1000
-    # one SLURM job per training run, one for the data preparation, one for evaluation and report
-    comments = [job_fields(record["JobId"]).get("Comment", "") for record in finished.records]
-    assert sorted(c.split("_")[1] for c in comments) == ["prepare", "report", "train", "train", "train", "train"], comments
+    # a job for the data preparation, one per packed split and front-end, per run (training and
+    # evaluation), and one for the report
+    jobs = sorted(table_row(job_fields(record["JobId"])).job for record in finished.records)
+    assert jobs == ["evaluate"] * 4 + ["norm_stats", "pack", "pack", "prepare", "report"] + ["train"] * 4, jobs
+
+
+def test_jobs_ask_for_what_the_readme_table_says(finished):
+    for record in finished.records:
+        job = job_fields(record["JobId"])
+        row = table_row(job)
+        gpus = re.search(r"gpu:(\d+)", job.get("TresPerJob", ""))
+        asked = (int(job["NumCPUs"]), int(re.search(r"mem=(\d+)M", job["TRES"])[1]), _minutes(job["TimeLimit"]),
+                 int(gpus[1]) if gpus else 0)
+        assert asked == (row.cpus, row.mem_mb, row.minutes, 1 if row.gpus else 0), (row, job)  # gpus_per_run: 1
+
+
+def test_each_jobs_slurm_log_is_kept(finished):
+    logs = finished.workdir / ".snakemake" / "slurm_logs"
+    for record in finished.records:
+        (log,) = logs.rglob(f"{record['JobId']}.log")
+        assert "Finished jobid" in log.read_text(), log
 
 
 def test_training_jobs_ask_for_a_gpu_and_slurm_gives_it(finished):
@@ -242,7 +272,10 @@ def test_preempted_training_job_is_requeued_and_resumes_each_time(second_phase):
     resumed = [int(re.search(r"resuming \S+ at epoch \d+ \([^)]*; step (\d+)\)", p)[1]) for p in parts[1:]]
     assert resumed == sorted(resumed) and all(step % STEPS_PER_EPOCH for step in resumed), resumed
     assert all("requeueing SLURM job" in p for p in parts[:3])
-    assert job_fields(re.search(r"SLURM job (\d+)", parts[0])[1])["Restarts"] == "3"
+    job = re.search(r"SLURM job (\d+)", parts[0])[1]
+    assert job_fields(job)["Restarts"] == "3"
+    (slurm_log,) = (second_phase.workdir / ".snakemake" / "slurm_logs").rglob(f"{job}.log")
+    assert slurm_log.read_text().count("--executor slurm-jobstep") == 4  # each start appended, none replaced
     assert list(pd.read_csv(run / "metrics.csv").epoch) == [1, 2, 3]
     assert np.array_equal(np.load(run / "predictions.npy"), second_phase.reference)
 
@@ -265,17 +298,12 @@ def test_a_run_trains_over_the_allocation_with_two_processes(second_phase):
     assert list(pd.read_csv(run / "metrics.csv").epoch) == [1, 2, 3]
 
 
-def test_a_request_no_node_can_meet_is_reported(cluster, finished):
-    workdir = finished.workdir
-    proc = snakemake(cluster, workdir, "results/synth/linear/seed0/checkpoints/best.pt",
-                     extra=("--forcerun", "train", "--set-resources", "train:mem_mb=500000"))
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
-    reader.start()
-    try:
-        _wait_for(lambda: any("SLURM: rule train asks for" in line for line in lines), 300, "the warning", proc)
-    finally:
-        proc.send_signal(signal.SIGINT)  # Snakemake cancels the job, which would wait forever
-        proc.wait(timeout=120)
-    message = next(line for line in lines if "SLURM: rule train asks for" in line)
-    assert "500000 MB" in message and f"at most 32 CPUs, {slurm_cluster.NODE['mem_mb']} MB" in message, message
+def test_a_request_no_node_can_meet_stops_the_workflow_at_start(cluster, finished):
+    before = len(cluster.job_records())
+    code, output = finish(snakemake(cluster, finished.workdir, "results/synth/linear/seed0/checkpoints/best.pt",
+                                    extra=("--forcerun", "train", "--set-resources", "train:mem_mb=500000")), timeout=300)
+    assert code != 0 and "has been submitted with SLURM jobid" not in output
+    (message,) = [line for line in output.splitlines() if line.startswith("SLURM: ")]
+    assert message.startswith("SLURM: rule train asks for 8 CPUs, 500000 MB, 1 GPUs for 1440 min, but no node of "
+                              f"partition gpu offers that (at most 32 CPUs, {slurm_cluster.NODE['mem_mb']} MB"), message
+    assert len(cluster.job_records()) == before

@@ -284,6 +284,36 @@ def readme_commands(readme: Path) -> list[str]:
     return commands
 
 
+@dataclass(frozen=True)
+class TableRow:
+    """One row of the README's table of what the jobs ask for."""
+
+    job: str  # the rule, or the group
+    steps: frozenset[str]  # the rules the row names
+    cpus: int
+    mem_mb: int
+    minutes: int
+    gpus: str  # the cell: empty, a number, or `gpus_per_run`
+
+
+def readme_job_table(readme: Path) -> list[TableRow]:
+    """The README's table "What the jobs ask for", each cell read from its first number (GB as
+    1000 MB, h as 60 min)."""
+    text = readme.read_text()
+    table = text[text.index("What the jobs ask for"):]
+    table = table[table.index("\n|"):table.index("\n\n", table.index("\n|"))]
+
+    def number(cell: str) -> int:
+        return int(re.match(r"\d+", cell)[0])
+
+    rows = []
+    for line in table.strip().splitlines()[2:]:
+        job, steps, cpus, mem, limit, gpus = (cell.strip() for cell in line.strip().strip("|").split("|"))
+        rows.append(TableRow(re.match(r"`(\w+)`", job)[1], frozenset(re.findall(r"\w+", steps)), number(cpus),
+                             number(mem) * 1000, number(limit) * 60, gpus))
+    return rows
+
+
 def running() -> Cluster | None:
     """The test cluster started earlier (by `.ci/run` or `up`) if its slurmctld still runs."""
     cluster = _find()

@@ -63,13 +63,14 @@ rule label_noise:
         " --seed {params.seed} --out {params.out} 2> {log}"
 
 
-use rule run_config as analysis_run_config with:
+use rule run_config as analysis_run_config with:  # `use rule` does not carry `localrule` over
     output:
         f"{VARIANT_RUN}/run.yaml",
     params:
         config=lambda w: atdr_workflow.variant_run_config(config, w.dataset, w.model, int(w.seed), w.analysis, w.variant),
     log:
         f"{RESULTS}/logs/{{dataset}}/analysis/{{analysis}}/{{variant}}/{{model}}/seed{{seed}}/run_config.log",
+    localrule: True
 
 
 use rule train as analysis_train with:

@@ -1,4 +1,5 @@
 # Config validation and the helpers every stage uses. Run configs are built by atdr.workflow.
+import os
 from pathlib import Path
 
 import atdr.slurm as atdr_slurm
@@ -6,7 +7,6 @@ import atdr.workflow as atdr_workflow
 from atdr.errors import AtdrError
 from atdr.download.weights import checkpoint_dir
 from snakemake.exceptions import WorkflowError
-from snakemake.logging import logger
 from snakemake.utils import validate
 
 
@@ -203,8 +203,10 @@ def final_targets():
 
 
 onstart:
-    # SLURM accepts a job that asks for more than any node offers, which then pends forever: say so now.
     if workflow.executor_plugin.name == "slurm":
-        jobs = [(job.rule.name, job.resources, job.threads) for job in workflow.dag.needrun_jobs() if not job.is_local]
-        for message in atdr_slurm.check_requests(jobs):
-            logger.warning(f"SLURM: {message}")
+        # each start of a requeued job appends to its Slurm log, rather than replacing it
+        os.environ.setdefault("SBATCH_OPEN_MODE", "append")
+        # SLURM accepts a job that asks for more than any node offers, which then pends forever: stop now.
+        problems = atdr_slurm.check_requests(atdr_slurm.submitted_jobs(workflow.dag))
+        if problems:
+            raise WorkflowError("\n".join(f"SLURM: {problem}" for problem in problems))

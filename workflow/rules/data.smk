@@ -87,6 +87,8 @@ rule datafile:
         verify=verify_flag,
         recordings=lambda w: atdr_workflow.recordings_stamp(config, w.dataset),  # a recording replaced: made again
     threads: 8  # clips probed at once (I/O bound)
+    resources:
+        mem_mb=4000,  # two million clips' entries (AudioSet); explicit, so that its group job asks for it
     conda:
         "../../envs/atdr.yaml"
     log:
