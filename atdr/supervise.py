@@ -27,13 +27,13 @@ import subprocess
 import time
 from collections.abc import Mapping
 
-from atdr.errors import EXIT_INTERRUPTED, EXIT_PREEMPTED, EXIT_TRANSIENT
+from atdr.errors import EXIT_INTERRUPTED, EXIT_PREEMPTED, EXIT_TRANSIENT, STORAGE_ERRNOS
 
 log = logging.getLogger(__name__)
 
 # OSErrors that another attempt meets again: the input or the disk, not a passing fault.
-_LASTING_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.ENOSPC, errno.EDQUOT,
-                   errno.EROFS, errno.ENAMETOOLONG}
+_LASTING_ERRNOS = {errno.ENOENT, errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG,
+                   *STORAGE_ERRNOS}
 _TRANSIENT_MESSAGES = ("DataLoader worker", "CUDA error", "NCCL", "CUBLAS_STATUS", "cuDNN error", "ECC error")
 
 

@@ -4,9 +4,11 @@ with the machine's load while it ran (the 1-minute load average, sampled every 1
 
 Needs root (the test cluster). The SLURM run uses the README's command for clusters without
 accounting; the local run `snakemake --cores all`. Each starts from an empty folder. The test
-cluster declares a node of 32 CPUs whatever the machine has: `--sized` also runs the SLURM command
-with its jobs sized to this machine (`--cores` = its CPUs, as the README says for small nodes),
-so that the training jobs do not start 8 CPUs' worth of threads and data-loader workers each.
+cluster declares a node of 32 CPUs whatever the machine has, so SLURM runs several 8-CPU jobs at
+once on this machine's few cores: `--sized` also runs the cluster as this machine (its node
+declared with this machine's CPUs) and the SLURM command with its jobs sized to it (`--cores` =
+its CPUs, as the README says for small nodes), the same CPUs as the local run: the difference is
+then SLURM's own cost. A test cluster already running is stopped and started again afterwards.
 
     sudo .venv/bin/python benchmarks/slurm_overhead.py [--config config/config.yaml | --small] [--sized]
 """
@@ -65,25 +67,29 @@ def main() -> None:
         work = Path(work)
         path = slurm_cluster.small_config(work / "small.yaml") if args.small else args.config.resolve()
         config = ["--configfile", str(path)]
+        was_running = slurm_cluster.running() is not None
         local_s, load = timed([sys.executable, "-m", "snakemake", "--cores", "all", "--directory", str(work / "local"),
                                *config])
         print(f"local (--cores all):                 {local_s:6.0f} s   load {load:4.1f}", flush=True)
-        running = slurm_cluster.running()
-        cluster = running or slurm_cluster.up()
-        variants = [("SLURM, the README's command", "slurm", [])]
+        cpus = os.cpu_count()
+        variants = [("SLURM, the README's command", "slurm", slurm_cluster.NODE["cpus"], [])]
         if args.sized:
-            variants.append((f"SLURM, with --cores {os.cpu_count()}", "slurm-sized", ["--cores", str(os.cpu_count())]))
+            variants.append((f"SLURM, node and --cores {cpus}", "slurm-sized", cpus, ["--cores", str(cpus)]))
+        cluster = slurm_cluster.running()
         try:
-            for name, folder, extra in variants:
-                before = len(cluster.job_records())
+            for name, folder, node_cpus, extra in variants:
+                if cluster is not None:
+                    cluster.stop()
+                cluster = slurm_cluster.up(cpus=node_cpus)
                 seconds, load = timed([sys.executable, "-m", *readme_command(cluster.partition), *extra,
                                        "--directory", str(work / folder), *config])
-                jobs = len(cluster.job_records()) - before
-                print(f"{name + f' ({jobs} jobs)':36} {seconds:6.0f} s   load {load:4.1f}   "
+                print(f"{name + f' ({len(cluster.job_records())} jobs)':36} {seconds:6.0f} s   load {load:4.1f}   "
                       f"{seconds / local_s:4.2f} x local", flush=True)
         finally:
-            if not running:
+            if cluster is not None:
                 cluster.stop()
+            if was_running:
+                slurm_cluster.up()
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@
 `.ci/run` starts it before the tests, which then use it (`running()`) and leave it to `down`;
 elsewhere the tests start their own (`up()`) and stop it.
 
-One node, `localhost`, declared as a GPU node (32 CPUs, 250 GB, three GPUs) whatever the machine has:
+One node, `localhost`, declared as a GPU node (32 CPUs, 250 GB, three GPUs) whatever the machine has
+(`up(cpus=N)`: N CPUs, as the overhead benchmark declares the machine's own):
 the GPUs are character devices with /dev/null's numbers, so Slurm schedules them and sets
 CUDA_VISIBLE_DEVICES, and torch, finding no CUDA, trains on the CPU. No accounting database:
 `squeue` answers job status and jobcomp/filetxt records each job's start and end. Requeued jobs
@@ -147,8 +148,8 @@ def _terminate(pid: int, timeout: float = 20) -> None:
         pass
 
 
-def slurm_conf(root: Path) -> str:
-    node = NODE
+def slurm_conf(root: Path, cpus: int = NODE["cpus"]) -> str:
+    node = {**NODE, "cpus": cpus}
     return f"""{MARKER} (folder {root})
 ClusterName=atdrtest
 SlurmctldHost=localhost
@@ -187,8 +188,9 @@ PartitionName={PARTITION} Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 """
 
 
-def up() -> Cluster:
-    """Install, configure and start the cluster; raise Unavailable (with the reason) where it cannot run."""
+def up(cpus: int = NODE["cpus"]) -> Cluster:
+    """Install, configure and start the cluster, its node declared with `cpus` CPUs; raise
+    Unavailable (with the reason) where it cannot run."""
     if sys.platform != "linux":
         raise Unavailable("a SLURM test cluster needs Linux")
     if os.geteuid() != 0:
@@ -206,7 +208,7 @@ def up() -> Cluster:
     os.chmod(root, 0o755)
     cluster = Cluster(root)
     try:
-        _start(cluster)
+        _start(cluster, cpus)
     except (OSError, subprocess.SubprocessError) as e:  # the machine does not allow it (no mknod, ...)
         cluster.stop()
         raise Unavailable(f"the test cluster could not start: {e}") from e
@@ -216,7 +218,7 @@ def up() -> Cluster:
     return cluster
 
 
-def _start(cluster: Cluster) -> None:
+def _start(cluster: Cluster, cpus: int) -> None:
     root = cluster.root
     for sub in ("state", "spool", "log", "dev", "munge"):
         (root / sub).mkdir()
@@ -240,7 +242,7 @@ def _start(cluster: Cluster) -> None:
     # fake GPUs: character devices (plain files are scheduled, but CUDA_VISIBLE_DEVICES is never set)
     for i in range(NODE["gpus"]):
         os.mknod(root / "dev" / f"gpu{i}", 0o666 | 0o020000, os.makedev(1, 3))
-    CONF.write_text(slurm_conf(root))
+    CONF.write_text(slurm_conf(root, cpus))
     GRES_CONF.write_text(f"{MARKER}\nAutoDetect=off\nNodeName=localhost Name=gpu File={root}/dev/gpu[0-{NODE['gpus'] - 1}]\n")
     for daemon in (["slurmctld"], ["slurmd", "-N", "localhost"]):
         result = _run(*daemon)
