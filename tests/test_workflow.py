@@ -217,7 +217,7 @@ def test_lint_has_no_findings(tmp_path):
 
 @pytest.mark.parametrize("edit, message", [
     (lambda c: c["models"]["linear"].setdefault("augment", {}).update(freqmm=4),
-     "models.linear.augment: unknown key 'freqmm' (allowed: mixup, mixup_alpha, freqm, timem, noise)"),
+     "models.linear.augment: unknown key 'freqmm' (allowed: mixup, mixup_alpha, mixup_partner, freqm, timem, noise)"),
     (lambda c: c["datasets"]["synth"].update(sorce="synth"), "datasets.synth: unknown key 'sorce' (allowed: source, path"),
     (lambda c: c.update(seeds=["zero"]), "seeds.0: 'zero' is not of type 'integer'"),
     (lambda c: c["datasets"]["synth"].update(split={"valid": 1.5}), "datasets.synth.split.valid: 1.5 is greater than"),
