@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -56,6 +57,21 @@ def segment_list(store: Path, ids: list[str], name: str = "eval_segments.csv", s
 
 
 FAST = {"tries": 3, "wait": 0.01, "workers": 2, "progress": False}
+
+
+def closed_port() -> int:
+    """A port of 127.0.0.1 that nothing listens on (connecting is refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def offline_store(tmp_path: Path, n: int) -> tuple[Path, str]:
+    """A store folder with the class list and a segment list of `n` clips, as a user has them."""
+    store = tmp_path / "audioset"
+    store.mkdir()
+    (store / "class_labels_indices.csv").write_text('index,mid,display_name\n0,/m/09x0r,"Speech"\n')
+    return store, segment_list(store, [f"clip{k:07d}" for k in range(n)] if n > len(IDS) else IDS[:n])
 
 
 def test_clips_are_16khz_mono_flac_of_the_segments_length(youtube):
@@ -116,14 +132,9 @@ def test_below_the_success_floor_the_stage_fails_with_a_clear_message(youtube):
     ("nonexistent.invalid", "cannot resolve host nonexistent.invalid: no network, or a wrong name"),
 ])
 def test_without_network_the_missing_clips_are_one_line_per_reason(tmp_path, host, reason):
-    with socket.socket() as s:  # a port nothing listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = closed_port()
     reason = reason.format(port=port)
-    store = tmp_path / "audioset"
-    store.mkdir()
-    (store / "class_labels_indices.csv").write_text('index,mid,display_name\n0,/m/09x0r,"Speech"\n')
-    name = segment_list(store, IDS)
+    store, name = offline_store(tmp_path, len(IDS))
     result = subprocess.run([sys.executable, "-m", "atdr", "-q", "download", "audioset", str(store), "--segments", name,
                              "--url-template", f"http://{host.format(port=port)}/{{ytid}}", "--tries", "2",
                              "--backoff", "0.01"], env=ENV, capture_output=True, text=True, timeout=300)
@@ -134,6 +145,58 @@ def test_without_network_the_missing_clips_are_one_line_per_reason(tmp_path, hos
         f"failed: {reason}; see {store / 'eval_segments_manifest.csv'}. Run again to retry the failed ones"]
     manifest = pd.read_csv(store / "eval_segments_manifest.csv")
     assert (manifest.status == "failed").all() and (manifest.reason == reason).all()
+
+
+@pytest.mark.parametrize("host, reason", [
+    ("127.0.0.1:{port}", "connection refused by 127.0.0.1:{port}"),
+    ("nonexistent.invalid", "cannot resolve host nonexistent.invalid: no network, or a wrong name"),
+])
+def test_without_network_the_download_stops_after_its_first_tries_with_one_line(tmp_path, host, reason):
+    port = closed_port()
+    reason = reason.format(port=port)
+    store, name = offline_store(tmp_path, 60)
+    workers, limit = 4, 16  # the check's limit: max(16, 2 * workers) tries
+    result = subprocess.run([sys.executable, "-m", "atdr", "-q", "download", "audioset", str(store), "--segments", name,
+                             "--url-template", f"http://{host.format(port=port)}/{{ytid}}.wav", "--tries", "4",
+                             "--backoff", "0.05", "--workers", str(workers)],
+                            env=ENV, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"atdr download: error: {name}: no clip could be fetched: {reason} (the first {limit} tries all failed so); "
+        "check the connection (or the URL template: --url-template, youtube.url_template) and run again: clips "
+        "already on disk are kept"]
+    manifest = pd.read_csv(store / "eval_segments_manifest.csv", keep_default_na=False)
+    assert len(manifest) == 60 and (manifest.status == "failed").all()  # every segment is in it
+    tried = manifest[manifest.reason != "not tried"]
+    assert (tried.reason == reason).all()  # the clips tried keep their reason
+    assert 1 <= len(tried) < limit + workers  # each tried clip had a try: at most the limit, and those under way
+
+
+def first_then(condition, action, poll: float = 0.02, limit: float = 120.0) -> None:
+    """Call `action` once `condition()` holds (or after `limit` seconds)."""
+    deadline = time.monotonic() + limit
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(poll)
+    action()
+
+
+def test_a_network_outage_after_the_first_clips_does_not_stop_the_run(youtube):
+    server, store, template = youtube
+    ids = IDS[:1] + [f"clip{k:07d}" for k in range(39)]
+    for ytid in ids[1:]:  # every clip is on the server while it runs
+        (server.root / "media" / f"{ytid}.wav").symlink_to(server.root / "media" / f"{IDS[0]}.wav")
+    name = segment_list(store, ids)
+    first = store / "audio" / f"{IDS[0]}_2.000.flac"
+    closer = threading.Thread(target=first_then, args=(first.exists, server.close))
+    closer.start()  # the server goes away once the first clip is on disk: the others are refused
+    with pytest.raises(AtdrError, match=rf"{name}: only \d+ of 40 clips \(\d+.\d%\) downloaded, below the floor of 50%; "
+                                        rf"missing: \d+ clips failed: connection refused by 127.0.0.1:\d+; see "):
+        download_audioset(store, name, template=template, min_fraction=0.5, **{**FAST, "tries": 2})
+    closer.join()
+    manifest = pd.read_csv(store / "eval_segments_manifest.csv", keep_default_na=False)
+    refused = manifest.reason.str.startswith("connection refused").sum()
+    assert manifest.status.iloc[0] == "ok" and "not tried" not in set(manifest.reason)  # every clip was tried
+    assert refused * 2 > 16  # more tries refused than the offline check's limit, after the first clip
 
 
 def test_hostile_ids_in_a_segment_list_are_refused(youtube):

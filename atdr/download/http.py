@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import socket
+import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
@@ -91,13 +92,19 @@ def local_path(source: str) -> Path:
     return Path(url2pathname(parts.path)) if parts.scheme == "file" else Path(source)
 
 
-def retrying(tries: int, wait: float, what: str, level: int = logging.INFO) -> tenacity.Retrying:
+def retrying(tries: int, wait: float, what: str, level: int = logging.INFO,
+             until: threading.Event | None = None) -> tenacity.Retrying:
     """Retry TransientError up to `tries` attempts in all, waiting `wait`, 2·`wait`, ... (at most 60 s);
-    each retry is logged at `level`, naming `what`."""
+    each retry is logged at `level`, naming `what`. Once `until` is set, the retries end: a wait in
+    progress ends at once, and the last attempt's error is raised."""
+    stop = tenacity.stop_after_attempt(max(tries, 1))
+    if until is not None:  # the stop check does the waiting, on `until`: once set, it ends the wait and stops
+        stop |= lambda state: until.wait(state.upcoming_sleep)
     return tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(TransientError),
-        stop=tenacity.stop_after_attempt(max(tries, 1)),
+        stop=stop,
         wait=tenacity.wait_exponential(multiplier=wait, min=wait, max=60),
+        sleep=tenacity.sleep if until is None else (lambda seconds: None),  # with `until`: waited in `stop`
         before_sleep=lambda state: log.log(level, "%s: %s; retrying (attempt %d of %d)", what,
                                            state.outcome.exception(), state.attempt_number + 1, tries),
         reraise=True,

@@ -18,6 +18,9 @@ ffmpeg is the system's, else the static binary bundled with `imageio-ffmpeg`.
   seconds of audio, bytes.
 - AudioSet always loses clips: the download succeeds when at least `min_fraction` of the list
   is on disk and fails with a message otherwise.
+- Without a network (or with a wrong host in the URL template) every clip would fail the same way,
+  each after its retries: the run stops early instead, once its first tries all got no answer
+  (`OfflineCheck`), with a one-line error; the manifest is written all the same.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ import subprocess
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -63,6 +68,11 @@ MAX_REASONS = 10  # lines of missing clips by reason; the manifest has them all
 
 class PermanentError(Exception):
     """A clip that will not come back (removed, private, blocked, 4xx): not retried."""
+
+
+class HostUnreachable(TransientError):
+    """A try that got no answer from the clip's host (`network_reason` says why): retried as any
+    transient failure, and counted by `OfflineCheck`."""
 
 
 @dataclass
@@ -104,7 +114,8 @@ def valid_clip(path: Path) -> float | None:
 
 
 class _Stop:
-    """SIGTERM/SIGINT: stop starting clips, end the running ffmpegs, write the manifest, exit."""
+    """SIGTERM/SIGINT: stop starting clips, end the running ffmpegs, write the manifest, exit.
+    `event` alone (set by `OfflineCheck`) stops starting clips and retries."""
 
     def __init__(self) -> None:
         self.event = threading.Event()
@@ -126,6 +137,51 @@ class _Stop:
     def __exit__(self, *exc: object) -> None:
         for s, handler in self._previous.items():
             signal.signal(s, handler)
+
+
+class OfflineCheck:
+    """Fail fast without a network. When the first `limit` tries of a run all get no answer from the
+    host (cannot resolve it, refused, unreachable, timed out), the machine is offline or the URL
+    template names a wrong host: every clip would fail so, after hours of retries. The check then
+    sets `stop` and `reason` says why. Any other outcome among those first tries (a clip fetched, or
+    the host answering, even with an error) shows the host can be reached: the check is off for the
+    rest of the run, and a later outage is retried as any transient failure.
+
+    The limit, twice the workers and at least 16, is about two tries per worker: a first one and a
+    retry after a back-off wait. A failure that outlasts that wait, on several clips at once, is no
+    blip of the network.
+    """
+
+    def __init__(self, workers: int, stop: threading.Event) -> None:
+        self.limit = max(16, 2 * workers)
+        self.stop = stop
+        self.failures: Counter[str] = Counter()
+        self.on = True
+        self.reason: str | None = None  # set when the check stopped the run
+        self.lock = threading.Lock()
+
+    @contextmanager
+    def watch(self) -> Iterator[None]:
+        """Count the try made in this block by what it raised (nothing: the clip was fetched)."""
+        try:
+            yield
+        except Exception as e:
+            self._count(e)
+            raise
+        self._count(None)
+
+    def _count(self, error: Exception | None) -> None:
+        with self.lock:
+            if not self.on:
+                return
+            if not isinstance(error, HostUnreachable):
+                self.on = False
+                return
+            self.failures[str(error)] += 1
+            if self.failures.total() >= self.limit:
+                self.on = False
+                self.reason = self.failures.most_common(1)[0][0]
+                self.stop.set()
 
 
 @dataclass(frozen=True)
@@ -205,7 +261,7 @@ def _classify(error: Exception, url: str) -> Exception:
     reason, the same for every clip that fails the same way (no clip id in it)."""
     offline = network_reason(error, url)
     if offline:
-        return TransientError(offline)
+        return HostUnreachable(offline)
     cause = error.exc_info[1] if getattr(error, "exc_info", None) else None
     status = getattr(cause, "status", None) or getattr(getattr(cause, "cause", None), "status", None)
     if status:
@@ -287,22 +343,22 @@ def download_audioset(dest: str | Path, segments: str, *, template: str | None =
 
     with _Stop() as stop:
         fetcher = Fetcher(template or youtube_template(), ffmpeg_binary(), timeout, stop)
+        offline = OfflineCheck(workers, stop.event)
 
         def one(i: int) -> Outcome | None:
+            """Segment i fetched, or why not; None if stopped before its first try, or by a signal."""
             seg = listed[i]
             if stop.event.is_set():
                 return None
             tick = time.perf_counter()
-            try:
-                for attempt in retrying(tries, wait, seg.ytid, logging.DEBUG):  # the summary says what failed
-                    with attempt:
-                        if stop.event.is_set():
-                            return None
+            try:  # retries are logged at DEBUG only: the summary says what failed
+                for attempt in retrying(tries, wait, seg.ytid, logging.DEBUG, until=stop.event):
+                    with attempt, offline.watch():
                         seconds, size = fetcher(seg, clip_path(audio, seg))
             except PermanentError as e:
                 return Outcome(seg.ytid, seg.start, seg.end, "unavailable", str(e))
-            except TransientError as e:
-                return None if stop.event.is_set() else Outcome(seg.ytid, seg.start, seg.end, "failed", str(e))
+            except TransientError as e:  # a signal's stop may be the error: the next run tries it again
+                return None if stop.signal is not None else Outcome(seg.ytid, seg.start, seg.end, "failed", str(e))
             log.debug("%s: %.1f s of audio in %.1f s", seg.ytid, seconds, time.perf_counter() - tick)
             return Outcome(seg.ytid, seg.start, seg.end, "ok", "", seconds, size)
 
@@ -310,22 +366,27 @@ def download_audioset(dest: str | Path, segments: str, *, template: str | None =
         with ThreadPoolExecutor(max(workers, 1)) as pool, tqdm(total=len(todo), desc=segments, unit="clip",
                                                                disable=None if progress else True) as bar:
             for i, outcome in zip(todo, pool.map(one, todo)):
-                if outcome is not None:
-                    outcomes[i] = outcome
+                if outcome is None:  # stopped before it was tried
+                    continue
+                outcomes[i] = outcome
                 bar.update()
                 if time.monotonic() - last_write > 30:  # progress survives a SIGKILL
                     write_manifest(manifest_path, _rows(listed, outcomes))
                     last_write = time.monotonic()
         write_manifest(manifest_path, _rows(listed, outcomes))
-        if stop.event.is_set():
+        if stop.signal is not None:
             log.warning("%s: stopped by a signal with %d of %d clips on disk; run the same command again to continue",
                         segments, sum(o.status == "ok" for o in outcomes.values()), len(listed))
             return EXIT_PREEMPTED if stop.signal == signal.SIGTERM else EXIT_INTERRUPTED
+    if offline.reason:
+        raise AtdrError(f"{segments}: no clip could be fetched: {offline.reason} (the first {offline.limit} tries all "
+                        "failed so); check the connection (or the URL template: --url-template, youtube.url_template) "
+                        "and run again: clips already on disk are kept")
     return _summarise(segments, listed, outcomes, min_fraction, manifest_path)
 
 
 def _rows(listed: list[Segment], outcomes: dict[int, Outcome]) -> list[Outcome]:
-    """Manifest rows in list order; segments not tried yet (interrupted) are `failed: not tried`."""
+    """Manifest rows in list order; segments not tried yet (stopped) are `failed: not tried`."""
     return [outcomes.get(i) or Outcome(s.ytid, s.start, s.end, "failed", "not tried") for i, s in enumerate(listed)]
 
 
