@@ -5,7 +5,7 @@ with the machine's load while it ran (the 1-minute load average, sampled every 1
 Needs root (the test cluster). The SLURM run uses the README's command for clusters without
 accounting; the local run `snakemake --cores all`. Each starts from an empty folder. The test
 cluster declares a node of 32 CPUs whatever the machine has, so SLURM runs several 8-CPU jobs at
-once on this machine's few cores: `--sized` also runs the cluster as this machine (its node
+once on this machine's few cores: `--sized` instead runs the cluster as this machine (its node
 declared with this machine's CPUs) and the SLURM command with its jobs sized to it (`--cores` =
 its CPUs, as the README says for small nodes), the same CPUs as the local run: the difference is
 then SLURM's own cost. A test cluster already running is stopped and started again afterwards.
@@ -61,34 +61,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, default=ROOT / "config" / "config.yaml")
     parser.add_argument("--small", action="store_true", help="the tests' small config instead of --config")
-    parser.add_argument("--sized", action="store_true", help="also run the SLURM command with --cores = this machine's CPUs")
+    parser.add_argument("--sized", action="store_true",
+                        help="instead, the cluster's node and the jobs (--cores) sized to this machine's CPUs")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         path = slurm_cluster.small_config(work / "small.yaml") if args.small else args.config.resolve()
         config = ["--configfile", str(path)]
-        was_running = slurm_cluster.running() is not None
         local_s, load = timed([sys.executable, "-m", "snakemake", "--cores", "all", "--directory", str(work / "local"),
                                *config])
         print(f"local (--cores all):                 {local_s:6.0f} s   load {load:4.1f}", flush=True)
         cpus = os.cpu_count()
-        variants = [("SLURM, the README's command", "slurm", slurm_cluster.NODE["cpus"], [])]
-        if args.sized:
-            variants.append((f"SLURM, node and --cores {cpus}", "slurm-sized", cpus, ["--cores", str(cpus)]))
-        cluster = slurm_cluster.running()
+        name, node_cpus, extra = ((f"SLURM, node and --cores {cpus}", cpus, ["--cores", str(cpus)]) if args.sized
+                                  else ("SLURM, the README's command", slurm_cluster.NODE["cpus"], []))
+        running = slurm_cluster.running()
+        if running is not None:
+            running.stop()
+        cluster = slurm_cluster.up(cpus=node_cpus)
         try:
-            for name, folder, node_cpus, extra in variants:
-                if cluster is not None:
-                    cluster.stop()
-                cluster = slurm_cluster.up(cpus=node_cpus)
-                seconds, load = timed([sys.executable, "-m", *readme_command(cluster.partition), *extra,
-                                       "--directory", str(work / folder), *config])
-                print(f"{name + f' ({len(cluster.job_records())} jobs)':36} {seconds:6.0f} s   load {load:4.1f}   "
-                      f"{seconds / local_s:4.2f} x local", flush=True)
+            seconds, load = timed([sys.executable, "-m", *readme_command(cluster.partition), *extra,
+                                   "--directory", str(work / "slurm"), *config])
+            print(f"{name + f' ({len(cluster.job_records())} jobs)':36} {seconds:6.0f} s   load {load:4.1f}   "
+                  f"{seconds / local_s:4.2f} x local", flush=True)
         finally:
-            if cluster is not None:
-                cluster.stop()
-            if was_running:
+            cluster.stop()
+            if running is not None:
                 slurm_cluster.up()
 
 
