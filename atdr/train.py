@@ -259,14 +259,14 @@ def _data_identity(cfg: RunConfig) -> dict[str, str]:
     that cannot be learnt stop the run first, before anything is packed."""
     d = cfg.data
     labels = LabelSet.read(d.labels)
-    unscored = check_learnable({name: [clip.labels for clip in read_datafile(file, labels, check_files=False)]
-                                for name, file in d.datafiles.items()})
+    clips = {name: read_datafile(file, labels, check_files=False) for name, file in d.datafiles.items()}
+    unscored = check_learnable({name: [clip.labels for clip in split] for name, split in clips.items()})
     if unscored:
         log.warning("warning: %s", unscored)
     if d.loader == "packed":
         for name, file in d.datafiles.items():
             if not (name == "train" and d.train_store):  # data.train_store: a larger datafile's, packed ahead
-                ensure_packed(file)
+                ensure_packed(file, clips[name])
     return data_fingerprint(d)
 
 

@@ -137,15 +137,20 @@ def test_interrupted_pack_resumes_and_gives_the_same_store(int16_clips, tmp_path
     assert not partial.exists() and not journal.exists()
 
 
+def interrupt_pack_at(monkeypatch, clip: str, datafile, out, *args) -> None:
+    """`pack(datafile, out, *args)` stopped by Ctrl-C when it reaches `clip` (a file name)."""
+    decode = packing._decode
+    monkeypatch.setattr(packing, "_decode", lambda task: (_ for _ in ()).throw(KeyboardInterrupt)
+                        if task[0].endswith(clip) else decode(task))
+    with pytest.raises(KeyboardInterrupt):
+        pack(datafile, out, *args, progress=False)
+    monkeypatch.setattr(packing, "_decode", decode)
+
+
 def test_a_torn_clip_at_the_end_of_an_interrupted_pack_is_packed_again(int16_clips, tmp_path, monkeypatch):
     datafile, _ = int16_clips
     pack(datafile, tmp_path / "fresh.pack", progress=False)
-    decode = packing._decode
-    monkeypatch.setattr(packing, "_decode", lambda task: (_ for _ in ()).throw(KeyboardInterrupt)
-                        if task[0].endswith("c3.wav") else decode(task))
-    with pytest.raises(KeyboardInterrupt):
-        pack(datafile, tmp_path / "train.pack", progress=False)
-    monkeypatch.setattr(packing, "_decode", decode)
+    interrupt_pack_at(monkeypatch, "c3.wav", datafile, tmp_path / "train.pack")
     partial = tmp_path / ".train.pack.partial"
     data = bytearray(partial.read_bytes())
     data[-10] ^= 0xFF  # the last recorded clip (c2) did not reach the disk intact
@@ -157,24 +162,14 @@ def test_a_torn_clip_at_the_end_of_an_interrupted_pack_is_packed_again(int16_cli
 
 def test_a_partial_store_of_another_job_is_not_resumed(int16_clips, tmp_path, monkeypatch):
     datafile, _ = int16_clips
-    decode = packing._decode
-    monkeypatch.setattr(packing, "_decode", lambda task: (_ for _ in ()).throw(KeyboardInterrupt)
-                        if task[0].endswith("c2.wav") else decode(task))
-    with pytest.raises(KeyboardInterrupt):
-        pack(datafile, tmp_path / "train.pack", "flac", progress=False)
-    monkeypatch.setattr(packing, "_decode", decode)
+    interrupt_pack_at(monkeypatch, "c2.wav", datafile, tmp_path / "train.pack", "flac")
     summary = pack(datafile, tmp_path / "train.pack", "pcm16", progress=False)  # another codec: start over
     assert summary.resumed == 0 and PackedStore(tmp_path / "train.pack").codec == "pcm16"
 
 
 def test_an_interrupted_pack_starts_over_when_a_clip_changed_meanwhile(int16_clips, tmp_path, monkeypatch):
     datafile, _ = int16_clips
-    decode = packing._decode
-    monkeypatch.setattr(packing, "_decode", lambda task: (_ for _ in ()).throw(KeyboardInterrupt)
-                        if task[0].endswith("c3.wav") else decode(task))
-    with pytest.raises(KeyboardInterrupt):
-        pack(datafile, tmp_path / "train.pack", progress=False)
-    monkeypatch.setattr(packing, "_decode", decode)
+    interrupt_pack_at(monkeypatch, "c3.wav", datafile, tmp_path / "train.pack")
     new = np.arange(-3500, 3501, dtype=np.int16)  # c1, already packed, rewritten
     sf.write(tmp_path / "audio" / "c1.wav", new, 16000, subtype="PCM_16")
     summary = pack(datafile, tmp_path / "train.pack", progress=False)

@@ -74,6 +74,24 @@ def offline_store(tmp_path: Path, n: int) -> tuple[Path, str]:
     return store, segment_list(store, [f"clip{k:07d}" for k in range(n)] if n > len(IDS) else IDS[:n])
 
 
+# Hosts that do not answer ({port}: a closed port of 127.0.0.1), and what a failed try says.
+OFFLINE_HOSTS = [
+    ("127.0.0.1:{port}", "connection refused by 127.0.0.1:{port}"),
+    ("nonexistent.invalid", "cannot resolve host nonexistent.invalid: no network, or a wrong name"),
+]
+
+
+def download_offline(store: Path, name: str, host: str, reason: str, *args: str
+                     ) -> tuple[subprocess.CompletedProcess, str]:
+    """`atdr download audioset` of segment list `name` from `host` (one of OFFLINE_HOSTS), and
+    the reason its tries fail with."""
+    port = closed_port()
+    result = subprocess.run([sys.executable, "-m", "atdr", "-q", "download", "audioset", str(store), "--segments", name,
+                             "--url-template", f"http://{host.format(port=port)}/{{ytid}}.wav", *args],
+                            env=ENV, capture_output=True, text=True, timeout=300)
+    return result, reason.format(port=port)
+
+
 def test_clips_are_16khz_mono_flac_of_the_segments_length(youtube):
     _, store, template = youtube
     name = segment_list(store, IDS[:2])
@@ -127,17 +145,10 @@ def test_below_the_success_floor_the_stage_fails_with_a_clear_message(youtube):
     assert pd.read_csv(store / "eval_segments_manifest.csv").status.tolist() == ["ok", "failed", "failed", "failed"]
 
 
-@pytest.mark.parametrize("host, reason", [
-    ("127.0.0.1:{port}", "connection refused by 127.0.0.1:{port}"),
-    ("nonexistent.invalid", "cannot resolve host nonexistent.invalid: no network, or a wrong name"),
-])
+@pytest.mark.parametrize("host, reason", OFFLINE_HOSTS)
 def test_without_network_the_missing_clips_are_one_line_per_reason(tmp_path, host, reason):
-    port = closed_port()
-    reason = reason.format(port=port)
     store, name = offline_store(tmp_path, len(IDS))
-    result = subprocess.run([sys.executable, "-m", "atdr", "-q", "download", "audioset", str(store), "--segments", name,
-                             "--url-template", f"http://{host.format(port=port)}/{{ytid}}", "--tries", "2",
-                             "--backoff", "0.01"], env=ENV, capture_output=True, text=True, timeout=300)
+    result, reason = download_offline(store, name, host, reason, "--tries", "2", "--backoff", "0.01")
     assert result.returncode == 2
     assert [line.split(" ", 1)[1] if line[:1].isdigit() else line for line in result.stderr.strip().splitlines()] == [
         f"{name}: 4 clips failed: {reason}",  # a warning, after its time
@@ -147,19 +158,12 @@ def test_without_network_the_missing_clips_are_one_line_per_reason(tmp_path, hos
     assert (manifest.status == "failed").all() and (manifest.reason == reason).all()
 
 
-@pytest.mark.parametrize("host, reason", [
-    ("127.0.0.1:{port}", "connection refused by 127.0.0.1:{port}"),
-    ("nonexistent.invalid", "cannot resolve host nonexistent.invalid: no network, or a wrong name"),
-])
+@pytest.mark.parametrize("host, reason", OFFLINE_HOSTS)
 def test_without_network_the_download_stops_after_its_first_tries_with_one_line(tmp_path, host, reason):
-    port = closed_port()
-    reason = reason.format(port=port)
     store, name = offline_store(tmp_path, 60)
     workers, limit = 4, 16  # the check's limit: max(16, 2 * workers) tries
-    result = subprocess.run([sys.executable, "-m", "atdr", "-q", "download", "audioset", str(store), "--segments", name,
-                             "--url-template", f"http://{host.format(port=port)}/{{ytid}}.wav", "--tries", "4",
-                             "--backoff", "0.05", "--workers", str(workers)],
-                            env=ENV, capture_output=True, text=True, timeout=300)
+    result, reason = download_offline(store, name, host, reason, "--tries", "4", "--backoff", "0.05",
+                                      "--workers", str(workers))
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip().splitlines() == [
         f"atdr download: error: {name}: no clip could be fetched: {reason} (the first {limit} tries all failed so); "

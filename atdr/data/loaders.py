@@ -117,14 +117,16 @@ def store_of(datafile: str | Path) -> Path:
     return Path(datafile).with_suffix(".pack")
 
 
-def ensure_packed(datafile: str | Path) -> Path:
+def ensure_packed(datafile: str | Path, clips: list[Clip] | None = None) -> Path:
     """The datafile's store, packed first if it is not there yet or is out of date
-    (`PackedStore.outdated`: the datafile lists other clips, or a clip's file changed since)."""
+    (`PackedStore.outdated`: the datafile lists other clips, or a clip's file changed since);
+    `clips`: the datafile's, where the caller has read them."""
     store = store_of(datafile)
     if not store.exists():
         log.info("packing %s into %s (once; `atdr pack` does this ahead of training)", datafile, store)
     else:
-        outdated = PackedStore(store).outdated(read_datafile(datafile, check_files=False))
+        clips = read_datafile(datafile, check_files=False) if clips is None else clips
+        outdated = PackedStore(store).outdated(clips)
         if outdated is None:
             return store
         log.warning("packing %s into %s again: %s", datafile, store, outdated)
