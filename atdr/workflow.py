@@ -102,9 +102,9 @@ def source_files(config: dict, dataset: str, names: list[str]) -> list[str]:
 
 def recordings_stamp(config: dict, dataset: str) -> str | None:
     """For a folder of recordings: a digest of every file under its audio/ (path, size,
-    modification time), a parameter of the split and datafile rules. Replacing a recording under the same
-    name changes no input Snakemake watches (a folder counts by its own time), but does change
-    this: the datafiles are made again and what reads them follows (stores, norm stats, runs).
+    modification time), a parameter of the split and datafile rules. Replacing a recording under
+    the same name changes no input Snakemake watches (a folder counts by its own time), but does
+    change this: the datafiles are made again and what reads them follows (stores, norm stats, runs).
     One `stat` per file at each plan. None for other sources (clips synthesised or downloaded do
     not change under their names), or while the folder is not there."""
     ds = config["datasets"][dataset]
