@@ -161,7 +161,8 @@ class LocalServer:
     """A file server on 127.0.0.1 for download tests: serves `root`, honours Range requests, and
     injects faults per path: `fail` (a status for the next N requests), `cut` (the first response
     stops after N bytes), `slow` (bytes per second). `log` lists (path, Range header) of every
-    request and `sent` the body bytes sent per path."""
+    request, `bodies` the body bytes sent by each of them (in the same order) and `sent` the body bytes
+    sent per path."""
 
     def __init__(self, root: Path) -> None:
         import http.server
@@ -172,7 +173,9 @@ class LocalServer:
         self.cuts: dict[str, int] = {}
         self.rates: dict[str, float] = {}
         self.log: list[tuple[str, str | None]] = []
+        self.bodies: list[int] = []
         self.sent: dict[str, int] = {}
+        lock = threading.Lock()
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -186,7 +189,10 @@ class LocalServer:
                 import time
 
                 path = self.path.split("?")[0]
-                server.log.append((path, self.headers.get("Range")))
+                with lock:
+                    request = len(server.log)
+                    server.log.append((path, self.headers.get("Range")))
+                    server.bodies.append(0)
                 if server.failures.get(path):
                     self.send_error(server.failures[path].pop(0))
                     return
@@ -222,6 +228,7 @@ class LocalServer:
                         chunk = data[i:min(i + 16384, stop)]
                         self.wfile.write(chunk)
                         server.sent[path] = server.sent.get(path, 0) + len(chunk)
+                        server.bodies[request] += len(chunk)
                         if rate:
                             time.sleep(len(chunk) / rate)
                 except (BrokenPipeError, ConnectionResetError):
