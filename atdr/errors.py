@@ -16,8 +16,15 @@ EXIT_INTERRUPTED = 130  # stopped by Ctrl-C (after saving, where there was somet
 class AtdrError(Exception):
     """A problem with the user's input (file, config, argument) that they can fix.
 
-    The message must say what is wrong and where (file, entry, key), in one line.
+    The message must say what is wrong and where (file, entry, key), in one line. One raised in a
+    DataLoader worker keeps that line: torch raises it again in the main process as
+    `AtdrError("Caught AtdrError in DataLoader worker ...<the worker's traceback>")`.
     """
+
+    def __init__(self, message: str) -> None:
+        if message.startswith(f"Caught {type(self).__name__} in DataLoader worker"):
+            message = message.rstrip().rpartition(f"{type(self).__module__}.{type(self).__qualname__}: ")[2]
+        super().__init__(message)
 
 
 # OSErrors of a file system that cannot take the outputs: what it is, and what the user can do.

@@ -267,3 +267,18 @@ def test_multilabel_reports_print_no_accuracy(run, second_run, tmp_path, caplog)
     lines = [r.getMessage() for r in caplog.records if "mAP " in r.getMessage()]
     assert len(lines) == 4 and all("mAUC" in line and "acc" not in line for line in lines), lines
     assert "acc" in json.loads((tmp_path / "e" / "metrics.json").read_text())["best"]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_an_unreadable_clip_on_evaluate_data_is_one_line_naming_it_with_or_without_workers(run, tmp_path, capsys,
+                                                                                          workers):
+    datafile = Path(yaml.safe_load((run / "config.yaml").read_text())["data"]["eval"])
+    entries = [{**e, "wav": str(datafile.parent / e["wav"])} for e in json.loads(datafile.read_text())["data"]]
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"not a wav file" * 100)
+    entries[1] = {**entries[1], "wav": str(corrupt)}
+    bad = tmp_path / "eval.json"
+    bad.write_text(json.dumps({"data": entries}))
+    assert main(["-q", "evaluate", str(run), "--data", str(bad), "--workers", str(workers),
+                 "--out", str(tmp_path / "e")]) == 2
+    assert f"cannot read audio {corrupt}" in one_line_error(capsys.readouterr().err, "evaluate")
