@@ -4,8 +4,8 @@ Any format soundfile decodes (wav, flac, ogg/vorbis, opus, mp3, ...), sample rat
 count is accepted (resampled to 16 kHz, downmixed to mono; said once). Files longer than the
 model's input are tagged in sliding windows: the clip-level score is the maximum over windows;
 --out keeps the per-window scores too (csv or json by extension). Every readable file is tagged;
-each one that is not (not found, a folder, not a readable format, NaN or infinite samples) gets an
-error line, and the exit status is then non-zero.
+each one that is not (not found, a folder, not a readable format, NaN, infinite or absurdly large
+samples) gets an error line, and the exit status is then non-zero.
 
 Examples:
   atdr tag clip.wav other.flac --run results/synth/tal/seed0

@@ -26,10 +26,20 @@ def _reason(error: Exception) -> str:
     return getattr(error, "error_string", None) or str(error)
 
 
-def _check_finite(path: str | Path, samples: np.ndarray) -> None:
-    """A float file can hold NaN or infinite samples: they would make every feature and score NaN."""
-    if not np.isfinite(samples).all():
+# The loudest sample read (full scale is 1): 120 dB more is no recording, and some 1e17 makes the
+# features' power overflow to infinity. Float clips scaled as int16 (up to 32768) still read.
+MAX_PEAK = 1e6
+
+
+def _check_samples(path: str | Path, samples: np.ndarray) -> None:
+    """A float file can hold NaN, infinite or absurdly large samples: they would make every feature
+    and score NaN."""
+    peak = np.abs(samples).max()  # NaN if any sample is NaN
+    if not np.isfinite(peak):
         raise AtdrError(f"cannot read audio {path}: it holds NaN or infinite samples")
+    if peak > MAX_PEAK:
+        raise AtdrError(f"cannot read audio {path}: its samples reach {peak:.3g} (full scale is 1; "
+                        f"more than {MAX_PEAK:.0e} is not audio)")
 
 
 def _check_file(path: Path) -> None:
@@ -43,7 +53,8 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, resample: bool 
     """Read a clip as a 1-D float32 tensor at `sample_rate`; stereo is averaged to mono.
 
     Clips at another rate are resampled (or rejected with `resample=False`). Unreadable or empty
-    files, and those holding NaN or infinite samples, raise `AtdrError` naming the file.
+    files, and those holding NaN, infinite or absurdly large samples (beyond `MAX_PEAK`), raise
+    `AtdrError` naming the file.
     """
     _check_file(Path(path))
     try:
@@ -52,7 +63,7 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, resample: bool 
         raise AtdrError(f"cannot read audio {path}: {_reason(e)}") from None
     if data.shape[0] == 0:
         raise AtdrError(f"audio {path} is empty (0 samples)")
-    _check_finite(path, data)
+    _check_samples(path, data)
     if data.shape[1] > 1:
         warnings.warn(f"downmixing {data.shape[1]}-channel clips to mono", AudioConversionWarning, stacklevel=2)
         data = data.mean(axis=1, keepdims=True)
@@ -85,14 +96,14 @@ class AudioInfo:
 def audio_info(path: str | Path, decode: bool = False) -> AudioInfo:
     """Read a clip's header (and with `decode`, every sample, in blocks); `AtdrError` saying why
     the clip cannot be used: not found, a folder, not a readable format, corrupt, empty or (with
-    `decode`) holding NaN or infinite samples."""
+    `decode`) holding NaN, infinite or absurdly large samples."""
     path = Path(path)
     _check_file(path)
     try:
         info = sf.info(str(path))
         if decode:
             for block in sf.blocks(str(path), blocksize=1 << 16, dtype="float32"):
-                _check_finite(path, block)
+                _check_samples(path, block)
     except (sf.LibsndfileError, RuntimeError, OSError) as e:
         raise AtdrError(f"cannot read audio {path}: {_reason(e)}") from None
     if info.frames == 0:
