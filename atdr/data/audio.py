@@ -77,10 +77,10 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE, resample: bool 
 
 
 def as_float(wave: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """int16 PCM -> float32 in [-1, 1), exactly the values soundfile reads, in one pass (into
-    `out` when given); a float tensor stays as it is (copied into `out`)."""
-    if wave.dtype == torch.int16:
-        return torch.mul(wave, 1 / PCM_SCALE, out=out)
+    """int16 PCM -> float32 in [-1, 1), exactly the values soundfile reads (into `out` when
+    given); a float tensor stays as it is (copied into `out`)."""
+    if wave.dtype == torch.int16:  # a cast, then an exact scaling: both vectorised (a mixed-type mul is not)
+        return (wave.float() if out is None else out.copy_(wave)).mul_(1 / PCM_SCALE)
     return wave.float() if out is None else out.copy_(wave)
 
 

@@ -39,7 +39,6 @@ import multiprocessing
 import os
 import struct
 import warnings
-import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +48,7 @@ import soundfile as sf
 import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
+from zlib_ng import zlib_ng  # zlib's CRC-32, about 20x faster: every read of a clip checks its bytes
 
 from atdr.atomic import atomic_path, writing_to
 from atdr.config import AugmentConfig
@@ -206,7 +206,7 @@ class _Journal:
         with open(self.partial, "rb") as f:
             for index in range(max(0, len(rows) - _RECHECKED), len(rows)):
                 f.seek(int(ends[index]))
-                if zlib.crc32(f.read(rows[index][0])) != rows[index][2]:
+                if zlib_ng.crc32(f.read(rows[index][0])) != rows[index][2]:
                     rows = rows[:index]
                     break
         self.rows = rows
@@ -215,7 +215,7 @@ class _Journal:
     def append(self, data: bytes, samples: int, error: str) -> None:
         self.data.write(data)
         self.data.flush()  # the bytes reach the file before the journal says they are there
-        row = (len(data), samples, zlib.crc32(data), error)
+        row = (len(data), samples, zlib_ng.crc32(data), error)
         self.log.write(json.dumps(row) + "\n")
         self.log.flush()
         self.rows.append(row)
@@ -227,7 +227,7 @@ class _Journal:
         self.data.write(metadata)
         self.data.seek(0)
         self.data.write(_HEADER.pack(MAGIC, VERSION, table_offset, len(table), table_offset + len(table),
-                                     len(metadata), zlib.crc32(table), zlib.crc32(metadata)))
+                                     len(metadata), zlib_ng.crc32(table), zlib_ng.crc32(metadata)))
         self.data.flush()
         os.fsync(self.data.fileno())
         self.data.close()
@@ -280,7 +280,7 @@ class PackedStore:
                 metadata = f.read(meta_size)
         except OSError as e:
             raise AtdrError(f"cannot read packed store {self.path}: {e.strerror}") from None
-        if zlib.crc32(table) != table_crc or zlib.crc32(metadata) != meta_crc:
+        if zlib_ng.crc32(table) != table_crc or zlib_ng.crc32(metadata) != meta_crc:
             raise AtdrError(f"{self.path}: the store's index fails its checksum (corrupt): copy or pack it again")
         self.table = np.frombuffer(table, dtype=_TABLE)
         meta = json.loads(metadata)
@@ -311,7 +311,7 @@ class PackedStore:
         if samples < 0:
             return None
         data = self._data()[offset:offset + nbytes]
-        if zlib.crc32(data) != crc:
+        if zlib_ng.crc32(data) != crc:
             raise AtdrError(f"{self.path}: clip {index} ({self.wavs[index]}) fails its checksum: the store is "
                             "corrupt; copy or pack it again")
         if self.codec == "flac":
