@@ -8,7 +8,7 @@ FrequencyMasking and TimeMasking (torchaudio); normalise. The same library calls
 FLAC files, as the original's AudioSet datafiles list them (and `atdr download` stores them), or
 WAV with `--format wav`. Compared, on the same clips, with the same N workers and the same
 threads in the main process (what `atdr train` sets: `atdr.threads`), each timed in turn with
-the others (best of 3 rounds) so that a busy machine's changing load reaches all alike:
+the others (the best of `--rounds` rounds) so that a busy machine's changing load reaches all alike:
 
 - the reference loader (`data.loader: reference`, `AudioDataset`): the same work per clip, with
   atdr's front-end;
@@ -27,7 +27,7 @@ wall clock does. The goal line compares the packed path as CPU training runs it 
 original loader, by both.
 
     .venv/bin/python benchmarks/data_pipeline.py [--clips 200] [--seconds 10] [--format flac] [--workers 2]
-        [--threads N] [--out CSV]
+        [--threads N] [--rounds 5] [--out CSV]
 """
 
 from __future__ import annotations
@@ -102,6 +102,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of every loader")
     parser.add_argument("--threads", type=int, help="torch threads of the main process (default: as `atdr train` "
                         "sets them, the CPUs less one per worker)")
+    parser.add_argument("--rounds", type=int, default=5, help="timed rounds, each row's best kept (other processes "
+                        "only ever slow a round down)")
     parser.add_argument("--out", help="also write the numbers to this csv")
     args = parser.parse_args()
     set_torch_threads(args.threads, args.workers)
@@ -145,7 +147,7 @@ def main() -> None:
             GOAL: packed("dataset", in_workers=True)[0],
             "packed, features in the workers, partners from the batch": packed("batch", in_workers=True)[0],
         }
-        timings = best_seconds_each({
+        timings = best_seconds_each(repeats=args.rounds, fns={
             **{name: lambda batches=batches: list(batches) for name, batches in loaders.items()},
             "packed, features in the main process (cpu)": features_in_main("cpu"),
             "kaldi128 features, torchaudio per clip":
@@ -154,7 +156,7 @@ def main() -> None:
             "mel64 features, batched (cpu)": batched(mel, "cpu"),
         })
         if torch.cuda.is_available():
-            timings |= best_seconds_each({
+            timings |= best_seconds_each(repeats=args.rounds, fns={
                 "packed, features in the main process (cuda)": features_in_main("cuda"),
                 "kaldi128 features, batched (cuda)": batched(kaldi, "cuda"),
                 "mel64 features, batched (cuda)": batched(mel, "cuda"),
