@@ -6,6 +6,7 @@ import torch
 import torchaudio
 
 from atdr.config import AugmentConfig
+from atdr.data.audio import as_float
 from atdr.data.augment import add_noise_and_roll, mask_bands, mix, mix_waveforms, spec_augment
 from atdr.data.features import get_frontend
 from atdr.data.pipeline import BatchPipeline, WaveBatch, collate_waves
@@ -146,12 +147,27 @@ def test_eval_is_normalised_features_of_int16_or_float_waves():
 
 
 def test_collate_pads_and_drops_unreadable_items():
-    items = [(torch.ones(5, dtype=torch.int16), torch.tensor([1.0, 0.0]), 11), None,
-             (torch.full((3,), 2, dtype=torch.int16), torch.tensor([0.0, 1.0]), 12)]
+    items = [(torch.ones(5, dtype=torch.int16), torch.tensor([1.0, 0.0]), 11, None), None,
+             (torch.full((3,), 2, dtype=torch.int16), torch.tensor([0.0, 1.0]), 12, None)]
     batch = collate_waves(items)
     assert batch.waves.tolist() == [[1, 1, 1, 1, 1], [2, 2, 2, 0, 0]] and batch.lengths.tolist() == [5, 3]
     assert batch.seeds.tolist() == [11, 12] and batch.generator().initial_seed() == 11
     assert collate_waves([None]) is None
+
+
+def test_collate_mixes_items_with_the_partners_their_workers_read_as_the_per_clip_mix():
+    g = torch.Generator().manual_seed(4)
+    pcm = [(3000 * torch.randn(n, generator=g) + 400).short() for n in (900, 1200, 600, 700)]
+    target = torch.tensor([1.0, 0.0])
+    items = [(pcm[0], target, 1, (pcm[1], 0.3)),  # a longer partner, cropped
+             (pcm[3], target, 2, (pcm[2], 0.6)),  # a shorter one, zero-padded
+             (pcm[2], target, 3, None)]  # not mixed
+    batch = collate_waves(items)
+    assert batch.waves.dtype == torch.float32 and batch.lengths.tolist() == [900, 700, 600]
+    expected = [mix_waveforms(as_float(pcm[0]), as_float(pcm[1]), 0.3),
+                mix_waveforms(as_float(pcm[3]), as_float(pcm[2]), 0.6), as_float(pcm[2])]
+    for row, clip in zip(batch.waves, expected):
+        assert torch.equal(row[:len(clip)], clip) and torch.all(row[len(clip):] == 0)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

@@ -16,18 +16,19 @@ from atdr.data.features import centre
 
 
 def mix(waves: torch.Tensor, partners: torch.Tensor, lam: torch.Tensor, lengths: torch.Tensor | None = None,
-        partner_lengths: torch.Tensor | None = None) -> torch.Tensor:
+        partner_lengths: torch.Tensor | None = None, out: torch.Tensor | None = None) -> torch.Tensor:
     """Mix each clip with its partner as the original loader: `lam·first + (1-lam)·second`, each
     with its mean removed first, the partner zero-padded or cropped to the clip's length. The
     original then removes the mix's mean before its features; here the front-end does
     (`FrontEnd.batch`, with the same operation on the same values), so it is not done twice.
 
-    `waves [B, S]`, `partners [B, S']` with their `lengths` (default: full rows), `lam [B]`.
-    Returns `[B, S]`, zero after each clip's length.
+    `waves [B, S]`, `partners [B, S']` (float) with their `lengths` (default: full rows), `lam [B]`.
+    Returns `[B, S]`, zero after each clip's length, written into `out` when given (which may be
+    `waves`: mixed in place).
     """
     count, width = waves.shape
     lengths = torch.full((count,), width) if lengths is None else torch.as_tensor(lengths).cpu()
-    first, second = centre(waves, lengths), centre(partners, partner_lengths)  # new tensors, changed in place below
+    first, second = centre(waves, lengths, out=out), centre(partners, partner_lengths)  # changed in place below
     if second.shape[1] != width:
         second = torch.nn.functional.pad(second[:, :width], (0, max(0, width - second.shape[1])))
     if bool((lengths < width).any()):

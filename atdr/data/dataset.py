@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from atdr.config import AugmentConfig
-from atdr.data.audio import as_float, load_audio
+from atdr.data.audio import load_audio
 from atdr.data.augment import mix_waveforms, noise_and_roll, spec_augment
 from atdr.data.datafile import Clip
 from atdr.data.features import FrontEnd, pad_or_crop
@@ -38,23 +38,35 @@ class LabelledWaves(Waves, Protocol):
     labels: LabelSet
 
 
+def draw_mixup(rng: np.random.Generator, count: int, augment: AugmentConfig) -> tuple[int, float] | None:
+    """The original loader's mixup draw for one training item of a dataset of `count` clips: with
+    probability `augment.mixup`, a partner drawn uniformly from the whole dataset (under balanced
+    sampling too, as the original's `--bal bal`) and λ ~ Beta(α, α); None otherwise. Draws
+    nothing from `rng` when `augment.mixup` is 0."""
+    if augment.mixup <= 0 or rng.random() >= augment.mixup:
+        return None
+    return int(rng.integers(count)), float(rng.beta(augment.mixup_alpha, augment.mixup_alpha))
+
+
+def mix_targets(target: np.ndarray, other: np.ndarray, lam: float) -> np.ndarray:
+    """The original's label arithmetic of a mixed item: `λ·target + (1-λ)·other`."""
+    return lam * target + (1.0 - lam) * other
+
+
 def mixup_from_dataset(dataset: LabelledWaves, wave: torch.Tensor, target: np.ndarray, rng: np.random.Generator,
                        augment: AugmentConfig) -> tuple[torch.Tensor, np.ndarray]:
-    """The original loader's mixup of one training item: with probability `augment.mixup` it is
-    mixed with a partner drawn uniformly from the whole dataset (under balanced sampling too, as
-    the original's `--bal bal`), whose waveform is read for it; λ ~ Beta(α, α) weighs both
-    waveforms (`mix_waveforms`) and both label vectors. Unchanged when not drawn or when the
-    partner cannot be read; draws nothing from `rng` when `augment.mixup` is 0. `wave`: float, or
-    int16 PCM (a packed store's), made float when mixed."""
-    if augment.mixup <= 0 or rng.random() >= augment.mixup:
+    """The original loader's mixup of one training item (`draw_mixup`), the partner's waveform
+    read for it: λ weighs both waveforms (`mix_waveforms`) and both label vectors. Unchanged when
+    not drawn or when the partner cannot be read."""
+    draw = draw_mixup(rng, len(dataset), augment)
+    if draw is None:
         return wave, target
-    partner = int(rng.integers(len(dataset)))
-    lam = float(rng.beta(augment.mixup_alpha, augment.mixup_alpha))
+    partner, lam = draw
     other = dataset.wave(partner)
     if other is None:
         return wave, target
     other_target = dataset.labels.encode(dataset.clips[partner].labels)
-    return mix_waveforms(as_float(wave), other, lam), lam * target + (1.0 - lam) * other_target
+    return mix_waveforms(wave, other, lam), mix_targets(target, other_target, lam)
 
 
 # A change of a clip's waveform (robustness probing: `atdr.data.perturb`): `(wave, index, set)`,

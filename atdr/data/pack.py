@@ -54,7 +54,7 @@ from atdr.atomic import atomic_path, writing_to
 from atdr.config import AugmentConfig
 from atdr.data.audio import SAMPLE_RATE, AudioConversionWarning, as_float, file_stamp, load_audio
 from atdr.data.datafile import Clip, read_datafile
-from atdr.data.dataset import WaveTransform, mixup_from_dataset
+from atdr.data.dataset import WaveTransform, draw_mixup, mix_targets
 from atdr.data.labels import LabelSet
 from atdr.errors import AtdrError
 
@@ -381,17 +381,19 @@ def _key(path: str) -> str:
 
 
 class PackedDataset(Dataset):
-    """A store's clips as `(wave int16 [samples], target [classes], seed)` for `collate_waves`
-    and `BatchPipeline`. Index with an int (evaluation) or with `(index, seed)` from
-    `EpochSampler` (training). A clip that could not be decoded when packed is `None` with
+    """A store's clips as `(wave int16 [samples], target [classes], seed, partner)` for
+    `collate_waves` and `BatchPipeline`. Index with an int (evaluation) or with `(index, seed)`
+    from `EpochSampler` (training). A clip that could not be decoded when packed is `None` with
     `skip_unreadable` (logged once), an error otherwise.
 
     The store is the datafile's own (checked), or, with `positions` (`PackedStore.locate`), one
     holding these clips among others. `wave_transform(wave, index, dataset)`, if given, changes
     each clip's waveform, then float in [-1, 1) (robustness probing: `atdr.data.perturb`).
     With `mixup` (with `mixup > 0` and `mixup_partner: dataset`), training items are mixed as the
-    original's, with a partner read from the store, drawn from the whole dataset by the item's
-    seed (`mixup_from_dataset`, the reference dataset's own draw); a mixed clip is float.
+    original's: a partner drawn from the whole dataset by the item's seed (`draw_mixup`, the
+    reference dataset's own draw) is read from the store; the item's target is mixed, and
+    `partner` is `(partner's wave int16, λ)` for `collate_waves` to mix the waveforms with (None:
+    not mixed).
     """
 
     def __init__(self, store: PackedStore, clips: list[Clip], labels: LabelSet, skip_unreadable: bool = True,
@@ -429,7 +431,7 @@ class PackedDataset(Dataset):
         wave = self._read(index)
         return None if wave is None else as_float(torch.from_numpy(wave))
 
-    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, int] | None:
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, int, tuple | None] | None:
         index, seed = key if isinstance(key, tuple) else (key, 0)
         wave = self._read(index)
         if wave is None:
@@ -438,6 +440,20 @@ class PackedDataset(Dataset):
         if self.wave_transform is not None:
             wave = self.wave_transform(as_float(wave), index, self)
         target = self.labels.encode(self.clips[index].labels)
+        partner = None
         if self.mixup is not None and isinstance(key, tuple):
-            wave, target = mixup_from_dataset(self, wave, target, np.random.default_rng(seed), self.mixup)
-        return wave, torch.from_numpy(target), seed
+            target, partner = self._mixup(target, seed)
+        return wave, torch.from_numpy(target), seed, partner
+
+    def _mixup(self, target: np.ndarray, seed: int) -> tuple[np.ndarray, tuple[torch.Tensor, float] | None]:
+        """A training item's mixed target and its partner `(wave, λ)`, or its own target alone
+        (not drawn, or the partner could not be read)."""
+        draw = draw_mixup(np.random.default_rng(seed), len(self), self.mixup)
+        if draw is None:
+            return target, None
+        partner, lam = draw
+        other = self._read(partner)
+        if other is None:
+            return target, None
+        other_target = self.labels.encode(self.clips[partner].labels)
+        return mix_targets(target, other_target, lam), (torch.from_numpy(other), lam)

@@ -1,8 +1,9 @@
 """The batch pipeline: padded waveforms in, the model's input out, on the device of the model.
 
 The fast data path keeps the data workers to reading waveforms (`atdr.data.pack.PackedDataset`,
-which also mixes each training clip with a partner from the whole dataset, as the original),
-collated by `collate_waves` into a `WaveBatch`, and does the rest once per batch with tensor
+which also reads each training clip's mixup partner, drawn from the whole dataset as the
+original's), collated by `collate_waves` into a `WaveBatch` (mixing each clip with its partner
+there, in its row of the batch), and does the rest once per batch with tensor
 operations where the model is: features (`FrontEnd.batch`), SpecAugment, normalisation (and
 mixup inside the batch with `augment.mixup_partner: batch`). For a model on the CPU the data
 workers make the whole input (`collate_inputs`), so that the training process keeps its cores for
@@ -52,23 +53,29 @@ class WaveBatch(NamedTuple):
 
 
 def collate_waves(items: list) -> WaveBatch | None:
-    """Stack `(wave, target, seed)` items, zero-padding the waves: int16 PCM, or float where some
-    are (clips mixed by the workers); items that are `None` (clips that could not be read) are
-    dropped; `None` if none is left."""
+    """Stack `(wave, target, seed, partner)` items (`PackedDataset`'s), zero-padding the waves:
+    int16 PCM, or float where some are float or have a mixup `partner` `(wave, λ)`, read by the
+    data worker: the item's waveform is mixed with it here (`mix`), in the item's row of the
+    batch. Items that are `None` (clips that could not be read) are dropped; `None` if none is
+    left."""
     items = [item for item in items if item is not None]
     if not items:
         return None
-    lengths = torch.tensor([len(wave) for wave, _, _ in items])
-    pcm = all(wave.dtype == torch.int16 for wave, _, _ in items)
+    lengths = torch.tensor([len(wave) for wave, _, _, _ in items])
+    pcm = all(wave.dtype == torch.int16 and partner is None for wave, _, _, partner in items)
     waves = torch.empty(len(items), int(lengths.max()), dtype=torch.int16 if pcm else torch.float32)
-    for row, (wave, _, _) in zip(waves, items):
+    for row, (wave, _, _, partner) in zip(waves, items):
+        clip = row[None, :len(wave)]
         if pcm:
-            row[:len(wave)] = wave
+            clip[0] = wave
         else:
-            as_float(wave, out=row[:len(wave)])
+            as_float(wave, out=clip[0])
+            if partner is not None:
+                other, lam = partner
+                mix(clip, as_float(other)[None], torch.tensor([lam]), out=clip)
         row[len(wave):] = 0
-    targets = torch.stack([target for _, target, _ in items])
-    return WaveBatch(waves, lengths, targets, torch.tensor([seed for _, _, seed in items]))
+    targets = torch.stack([target for _, target, _, _ in items])
+    return WaveBatch(waves, lengths, targets, torch.tensor([seed for _, _, seed, _ in items]))
 
 
 def collate_inputs(items: list, inputs: Callable[[WaveBatch, torch.device], tuple[torch.Tensor, torch.Tensor]]
