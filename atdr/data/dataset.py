@@ -53,19 +53,29 @@ def mix_targets(target: np.ndarray, other: np.ndarray, lam: float) -> np.ndarray
     return lam * target + (1.0 - lam) * other
 
 
-def mixup_from_dataset(dataset: LabelledWaves, wave: torch.Tensor, target: np.ndarray, rng: np.random.Generator,
-                       augment: AugmentConfig) -> tuple[torch.Tensor, np.ndarray]:
-    """The original loader's mixup of one training item (`draw_mixup`), the partner's waveform
-    read for it: λ weighs both waveforms (`mix_waveforms`) and both label vectors. Unchanged when
-    not drawn or when the partner cannot be read."""
+def read_partner(dataset: LabelledWaves, rng: np.random.Generator, augment: AugmentConfig,
+                 read: Callable[[int], Any]) -> tuple[Any, np.ndarray, float] | None:
+    """A training item's mixup partner (`draw_mixup`) as `(wave, target, λ)`, its waveform as
+    `read` gives it; None when not drawn or when `read` could not read it (None)."""
     draw = draw_mixup(rng, len(dataset), augment)
     if draw is None:
-        return wave, target
+        return None
     partner, lam = draw
-    other = dataset.wave(partner)
-    if other is None:
+    wave = read(partner)
+    if wave is None:
+        return None
+    return wave, dataset.labels.encode(dataset.clips[partner].labels), lam
+
+
+def mixup_from_dataset(dataset: LabelledWaves, wave: torch.Tensor, target: np.ndarray, rng: np.random.Generator,
+                       augment: AugmentConfig) -> tuple[torch.Tensor, np.ndarray]:
+    """The original loader's mixup of one training item (`read_partner`): λ weighs both waveforms
+    (`mix_waveforms`) and both label vectors. Unchanged when not drawn or when the partner cannot
+    be read."""
+    partner = read_partner(dataset, rng, augment, dataset.wave)
+    if partner is None:
         return wave, target
-    other_target = dataset.labels.encode(dataset.clips[partner].labels)
+    other, other_target, lam = partner
     return mix_waveforms(wave, other, lam), mix_targets(target, other_target, lam)
 
 

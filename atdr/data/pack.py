@@ -54,7 +54,7 @@ from atdr.atomic import atomic_path, writing_to
 from atdr.config import AugmentConfig
 from atdr.data.audio import SAMPLE_RATE, AudioConversionWarning, as_float, file_stamp, load_audio
 from atdr.data.datafile import Clip, read_datafile
-from atdr.data.dataset import WaveTransform, draw_mixup, mix_targets
+from atdr.data.dataset import WaveTransform, mix_targets, read_partner
 from atdr.data.labels import LabelSet
 from atdr.errors import AtdrError
 
@@ -390,7 +390,7 @@ class PackedDataset(Dataset):
     holding these clips among others. `wave_transform(wave, index, dataset)`, if given, changes
     each clip's waveform, then float in [-1, 1) (robustness probing: `atdr.data.perturb`).
     With `mixup` (with `mixup > 0` and `mixup_partner: dataset`), training items are mixed as the
-    original's: a partner drawn from the whole dataset by the item's seed (`draw_mixup`, the
+    original's: a partner drawn from the whole dataset by the item's seed (`read_partner`, the
     reference dataset's own draw) is read from the store; the item's target is mixed, and
     `partner` is `(partner's wave int16, λ)` for `collate_waves` to mix the waveforms with (None:
     not mixed).
@@ -448,12 +448,8 @@ class PackedDataset(Dataset):
     def _mixup(self, target: np.ndarray, seed: int) -> tuple[np.ndarray, tuple[torch.Tensor, float] | None]:
         """A training item's mixed target and its partner `(wave, λ)`, or its own target alone
         (not drawn, or the partner could not be read)."""
-        draw = draw_mixup(np.random.default_rng(seed), len(self), self.mixup)
-        if draw is None:
+        partner = read_partner(self, np.random.default_rng(seed), self.mixup, self._read)
+        if partner is None:
             return target, None
-        partner, lam = draw
-        other = self._read(partner)
-        if other is None:
-            return target, None
-        other_target = self.labels.encode(self.clips[partner].labels)
+        other, other_target, lam = partner
         return mix_targets(target, other_target, lam), (torch.from_numpy(other), lam)
