@@ -37,9 +37,10 @@ def mix(waves: torch.Tensor, partners: torch.Tensor, lam: torch.Tensor, lengths:
     return first.mul_(lam).add_(second.mul_(1.0 - lam))
 
 
-def mix_waveforms(first: torch.Tensor, second: torch.Tensor, lam: float) -> torch.Tensor:
-    """One clip mixed with one partner (see `mix`)."""
-    return mix(first[None], second[None], torch.tensor([lam]))[0]
+def mix_waveforms(first: torch.Tensor, second: torch.Tensor, lam: float, out: torch.Tensor | None = None
+                  ) -> torch.Tensor:
+    """One clip mixed with one partner (see `mix`), into `out` when given (`first`: in place)."""
+    return mix(first[None], second[None], torch.tensor([lam]), out=None if out is None else out[None])[0]
 
 
 def mask_bands(features: torch.Tensor, freqm: int, timem: int, generator: torch.Generator,

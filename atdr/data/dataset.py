@@ -38,16 +38,6 @@ class LabelledWaves(Waves, Protocol):
     labels: LabelSet
 
 
-def draw_mixup(rng: np.random.Generator, count: int, augment: AugmentConfig) -> tuple[int, float] | None:
-    """The original loader's mixup draw for one training item of a dataset of `count` clips: with
-    probability `augment.mixup`, a partner drawn uniformly from the whole dataset (under balanced
-    sampling too, as the original's `--bal bal`) and λ ~ Beta(α, α); None otherwise. Draws
-    nothing from `rng` when `augment.mixup` is 0."""
-    if augment.mixup <= 0 or rng.random() >= augment.mixup:
-        return None
-    return int(rng.integers(count)), float(rng.beta(augment.mixup_alpha, augment.mixup_alpha))
-
-
 def mix_targets(target: np.ndarray, other: np.ndarray, lam: float) -> np.ndarray:
     """The original's label arithmetic of a mixed item: `λ·target + (1-λ)·other`."""
     return lam * target + (1.0 - lam) * other
@@ -55,12 +45,15 @@ def mix_targets(target: np.ndarray, other: np.ndarray, lam: float) -> np.ndarray
 
 def read_partner(dataset: LabelledWaves, rng: np.random.Generator, augment: AugmentConfig,
                  read: Callable[[int], Any]) -> tuple[Any, np.ndarray, float] | None:
-    """A training item's mixup partner (`draw_mixup`) as `(wave, target, λ)`, its waveform as
-    `read` gives it; None when not drawn or when `read` could not read it (None)."""
-    draw = draw_mixup(rng, len(dataset), augment)
-    if draw is None:
+    """The original loader's mixup draw for one training item: with probability `augment.mixup`,
+    a partner drawn uniformly from the whole dataset (under balanced sampling too, as the
+    original's `--bal bal`) and λ ~ Beta(α, α). Returns `(wave, target, λ)`, the partner's
+    waveform as `read` gives it; None when not drawn or when `read` could not read it (None).
+    Draws nothing from `rng` when `augment.mixup` is 0."""
+    if augment.mixup <= 0 or rng.random() >= augment.mixup:
         return None
-    partner, lam = draw
+    partner = int(rng.integers(len(dataset)))
+    lam = float(rng.beta(augment.mixup_alpha, augment.mixup_alpha))
     wave = read(partner)
     if wave is None:
         return None

@@ -33,7 +33,7 @@ from torch.utils.data import get_worker_info
 
 from atdr.config import AugmentConfig
 from atdr.data.audio import as_float
-from atdr.data.augment import add_noise_and_roll, mask_bands_, mix
+from atdr.data.augment import add_noise_and_roll, mask_bands_, mix, mix_waveforms
 from atdr.data.features import FrontEnd
 
 
@@ -55,9 +55,9 @@ class WaveBatch(NamedTuple):
 def collate_waves(items: list) -> WaveBatch | None:
     """Stack `(wave, target, seed, partner)` items (`PackedDataset`'s), zero-padding the waves:
     int16 PCM, or float where some are float or have a mixup `partner` `(wave, λ)`, read by the
-    data worker: the item's waveform is mixed with it here (`mix`), in the item's row of the
-    batch. Items that are `None` (clips that could not be read) are dropped; `None` if none is
-    left."""
+    data worker: the item's waveform is mixed with it here (`mix_waveforms`), in the item's row
+    of the batch. Items that are `None` (clips that could not be read) are dropped; `None` if
+    none is left."""
     items = [item for item in items if item is not None]
     if not items:
         return None
@@ -65,14 +65,14 @@ def collate_waves(items: list) -> WaveBatch | None:
     pcm = all(wave.dtype == torch.int16 and partner is None for wave, _, _, partner in items)
     waves = torch.empty(len(items), int(lengths.max()), dtype=torch.int16 if pcm else torch.float32)
     for row, (wave, _, _, partner) in zip(waves, items):
-        clip = row[None, :len(wave)]
+        clip = row[:len(wave)]
         if pcm:
-            clip[0] = wave
+            clip.copy_(wave)
         else:
-            as_float(wave, out=clip[0])
+            as_float(wave, out=clip)
             if partner is not None:
                 other, lam = partner
-                mix(clip, as_float(other)[None], torch.tensor([lam]), out=clip)
+                mix_waveforms(clip, as_float(other), lam, out=clip)
         row[len(wave):] = 0
     targets = torch.stack([target for _, target, _, _ in items])
     return WaveBatch(waves, lengths, targets, torch.tensor([seed for _, _, seed, _ in items]))
